@@ -1,0 +1,98 @@
+"""One click session as a PyG graph."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.utils import degree
+
+
+class SessionData(Data):
+    r"""A click session as a directed graph, as GC-SAN sees it.
+
+    Attributes:
+        x (LongTensor): the distinct item ids of the session, one node each,
+            in ascending order. Shape :obj:`[num_nodes]`.
+        edge_index (LongTensor): the deduplicated transitions between
+            consecutive clicks (a click repeated in a row gives a self-loop).
+            Shape :obj:`[2, num_edges]`.
+        in_weight (Tensor): :math:`1 / \deg_{in}` of each edge's target.
+            Shape :obj:`[num_edges]`.
+        out_weight (Tensor): :math:`1 / \deg_{out}` of each edge's source.
+            Shape :obj:`[num_edges]`.
+        alias (LongTensor): the node of every click, in click order.
+            Shape :obj:`[session_length]`.
+        y (LongTensor, optional): the next item to predict. Shape :obj:`[1]`.
+
+    When batched, :obj:`alias` is offset by the node count like
+    :obj:`edge_index`, so it indexes the batch's node tensor, and
+    :obj:`batch.batch[batch.alias]` maps every click position to its session.
+    """
+
+    def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if key == "alias":
+            return self.num_nodes
+        return super().__inc__(key, value, *args, **kwargs)
+
+
+def session_to_graph(
+    items: Sequence[int] | Tensor,
+    target: int | None = None,
+    num_items: int | None = None,
+) -> SessionData:
+    r"""Turns one click session into a :class:`SessionData` graph.
+
+    Nodes are the session's distinct items (ascending ids); an edge
+    :math:`u \to v` exists when a click on :math:`u` is directly followed by
+    a click on :math:`v`. Edge weights follow SR-GNN/GC-SAN's normalisation
+    on the deduplicated edges: :obj:`in_weight` is one over the in-degree of
+    the target and :obj:`out_weight` one over the out-degree of the source.
+
+    Args:
+        items (sequence of int or LongTensor): the item ids in click order,
+            each :math:`\geq 1` (0 is the padding id).
+        target (int, optional): the next item, stored as :obj:`y`.
+        num_items (int, optional): the size of the item table (padding id
+            included); when given, ids :math:`\geq` :obj:`num_items` are
+            rejected.
+    """
+    seq = torch.as_tensor(items)
+    if seq.dim() != 1:
+        raise ValueError(f"'items' must be a 1-D sequence, got shape {tuple(seq.shape)}")
+    if seq.numel() == 0:
+        raise ValueError("'items' is an empty session; a session needs at least one click")
+    if seq.dtype.is_floating_point or seq.dtype.is_complex or seq.dtype == torch.bool:
+        raise ValueError(f"'items' must hold integer item ids, got dtype {seq.dtype}")
+    seq = seq.long()
+    bad = seq < 1 if num_items is None else (seq < 1) | (seq >= num_items)
+    if bool(bad.any()):
+        pos = int(bad.nonzero()[0])
+        bound = "" if num_items is None else f" and < num_items={num_items}"
+        raise ValueError(
+            f"item id {int(seq[pos])} at position {pos} of the session is invalid: "
+            f"ids must be >= 1{bound} (0 is the padding id)"
+        )
+
+    x, alias = torch.unique(seq, sorted=True, return_inverse=True)
+    num_nodes = x.numel()
+    pairs = alias[:-1] * num_nodes + alias[1:]
+    pairs = torch.unique(pairs)
+    edge_index = torch.stack([pairs // num_nodes, pairs % num_nodes])
+    in_weight = degree(edge_index[1], num_nodes).reciprocal()[edge_index[1]]
+    out_weight = degree(edge_index[0], num_nodes).reciprocal()[edge_index[0]]
+
+    data = SessionData(
+        x=x,
+        edge_index=edge_index,
+        in_weight=in_weight,
+        out_weight=out_weight,
+        alias=alias,
+    )
+    if target is not None:
+        if int(target) < 1 or (num_items is not None and int(target) >= num_items):
+            raise ValueError(f"target item id {int(target)} is invalid")
+        data.y = torch.tensor([int(target)])
+    return data

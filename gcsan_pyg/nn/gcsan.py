@@ -1,0 +1,368 @@
+"""The GC-SAN model over batched session graphs."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.utils import cumsum, degree, to_dense_batch
+
+from gcsan_pyg.nn.self_attention import SelfAttentionEncoder
+from gcsan_pyg.nn.session_gated_conv import SessionGatedConv
+
+LOSS_TYPES = ("CE", "BPR")
+
+
+class GCSAN(nn.Module):
+    r"""GC-SAN, the Graph Contextualized Self-Attention Network of
+    `"Graph Contextualized Self-Attention Network for Session-based
+    Recommendation" <https://www.ijcai.org/proceedings/2019/547>`_ (Xu et al.,
+    IJCAI 2019), computed exactly as RecBole's ``GCSAN``.
+
+    A session's item embeddings run through :class:`SessionGatedConv` on its
+    graph; the node states are placed back at the click positions
+    :math:`\mathbf{s}_1, \dots, \mathbf{s}_n` and encoded by a causal
+    self-attention stack into :math:`\mathbf{e}_1, \dots, \mathbf{e}_n`. The
+    session representation mixes the last click of both,
+
+    .. math::
+        \mathbf{z} = \omega \, \mathbf{e}_n + (1 - \omega) \, \mathbf{s}_n,
+
+    and item :math:`i` scores :math:`\mathbf{z}^\top \mathbf{v}_i`.
+
+    Args:
+        num_items (int): size of the item table, the padding id 0 included
+            (so real ids are :obj:`1 .. num_items - 1`).
+        hidden_channels (int, optional): embedding and state size.
+            (default: :obj:`64`)
+        num_layers (int, optional): self-attention layers. (default: :obj:`1`)
+        num_heads (int, optional): attention heads. (default: :obj:`1`)
+        inner_channels (int, optional): feed-forward width.
+            (default: :obj:`256`)
+        step (int, optional): gated-cell propagation steps.
+            (default: :obj:`1`)
+        weight (float, optional): :math:`\omega`, the share of the
+            self-attention output. (default: :obj:`0.6`)
+        hidden_dropout (float, optional): dropout in the encoder layers.
+            (default: :obj:`0.2`)
+        attn_dropout (float, optional): dropout on attention probabilities.
+            (default: :obj:`0.2`)
+        activation (str, optional): feed-forward activation.
+            (default: :obj:`"gelu"`)
+        layer_norm_eps (float, optional): layer-norm epsilon.
+            (default: :obj:`1e-12`)
+        initializer_range (float, optional): std of the normal
+            initialisation of embeddings and linear layers.
+            (default: :obj:`0.02`)
+        loss_type (str, optional): :obj:`"CE"` (softmax over all items) or
+            :obj:`"BPR"` (against sampled negatives). (default: :obj:`"CE"`)
+        reg_weight (float, optional): weight of the embedding regulariser
+            :math:`\lVert \mathbf{V} \rVert_2 / |\mathcal{I}|`.
+            (default: :obj:`5e-5`)
+
+    The input of :meth:`forward` is a batch of
+    :class:`~gcsan_pyg.data.SessionData`, from
+    :class:`torch_geometric.loader.DataLoader` or
+    :func:`~gcsan_pyg.data.build_session_batch`.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        hidden_channels: int = 64,
+        num_layers: int = 1,
+        num_heads: int = 1,
+        inner_channels: int = 256,
+        step: int = 1,
+        weight: float = 0.6,
+        hidden_dropout: float = 0.2,
+        attn_dropout: float = 0.2,
+        activation: str = "gelu",
+        layer_norm_eps: float = 1e-12,
+        initializer_range: float = 0.02,
+        loss_type: str = "CE",
+        reg_weight: float = 5e-5,
+    ) -> None:
+        super().__init__()
+        if num_items < 2:
+            raise ValueError(f"'num_items' must be >= 2 (padding id 0 + one item), got {num_items}")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"'weight' must lie in [0, 1], got {weight}")
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"'loss_type' must be one of {LOSS_TYPES}, got {loss_type!r}")
+        for name, p in (("hidden_dropout", hidden_dropout), ("attn_dropout", attn_dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"'{name}' must lie in [0, 1), got {p}")
+        self.num_items = num_items
+        self.hidden_channels = hidden_channels
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.inner_channels = inner_channels
+        self.step = step
+        self.weight = weight
+        self.hidden_dropout = hidden_dropout
+        self.attn_dropout = attn_dropout
+        self.activation = activation
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.loss_type = loss_type
+        self.reg_weight = reg_weight
+
+        self.item_embedding = nn.Embedding(num_items, hidden_channels, padding_idx=0)
+        self.gnn = SessionGatedConv(hidden_channels, num_steps=step)
+        self.encoder = SelfAttentionEncoder(
+            num_layers,
+            channels=hidden_channels,
+            num_heads=num_heads,
+            inner_channels=inner_channels,
+            hidden_dropout=hidden_dropout,
+            attn_dropout=attn_dropout,
+            activation=activation,
+            layer_norm_eps=layer_norm_eps,
+        )
+        self.reset_parameters()
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The constructor arguments, enough to rebuild this model."""
+        return {
+            "num_items": self.num_items,
+            "hidden_channels": self.hidden_channels,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "inner_channels": self.inner_channels,
+            "step": self.step,
+            "weight": self.weight,
+            "hidden_dropout": self.hidden_dropout,
+            "attn_dropout": self.attn_dropout,
+            "activation": self.activation,
+            "layer_norm_eps": self.layer_norm_eps,
+            "initializer_range": self.initializer_range,
+            "loss_type": self.loss_type,
+            "reg_weight": self.reg_weight,
+        }
+
+    def reset_parameters(self) -> None:
+        r"""The reference's scheme: the cell's own gate parameters
+        :math:`U(-1/\sqrt{F}, 1/\sqrt{F})`; every embedding and linear weight
+        :math:`\mathcal{N}(0, \text{initializer\_range}^2)` with zero bias
+        (the cell's edge projections included); layer norms 1 and 0."""
+        self.gnn.reset_parameters()
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, 0.0, self.initializer_range)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, batch: Data) -> Tensor:
+        r"""Session representations, shape :obj:`[B, hidden_channels]`."""
+        node_session = _node_session(batch)
+        num_sessions = _num_sessions(batch)
+        h = self.item_embedding(batch.x)
+        h = self.gnn(h, batch.edge_index, batch.in_weight, batch.out_weight)
+
+        seq_hidden = h[batch.alias]  # node states back at the click positions
+        click_session = node_session[batch.alias]
+        # Clicks are stored session by session, in order, so each session's
+        # last click sits just before the next session's first one.
+        session_len = degree(click_session, num_sessions, dtype=torch.long)
+        last_click = cumsum(session_len)[1:] - 1
+        dense, _ = to_dense_batch(seq_hidden, click_session, batch_size=num_sessions)
+        encoded = self.encoder(dense)
+        arange = torch.arange(num_sessions, device=dense.device)
+        attn_last = encoded[arange, session_len - 1]
+        return self.weight * attn_last + (1.0 - self.weight) * seq_hidden[last_click]
+
+    def full_sort_scores(self, batch: Data) -> Tensor:
+        r"""Scores of every item (padding id 0 included), shape
+        :obj:`[B, num_items]`."""
+        return self(batch) @ self.item_embedding.weight.t()
+
+    def score(self, batch: Data, items: Tensor) -> Tensor:
+        r"""Score of one item per session, shape :obj:`[B]`."""
+        return (self(batch) * self.item_embedding(items)).sum(dim=-1)
+
+    @torch.no_grad()
+    def recommend(self, batch: Data, k: int = 20, exclude_seen: bool = False) -> Tensor:
+        r"""Top-:obj:`k` item ids per session, best first, shape :obj:`[B, k]`;
+        never the padding id 0, nor (with :obj:`exclude_seen`) an item of the
+        session itself."""
+        available = self.num_items - 1
+        if not 1 <= k <= available:
+            raise ValueError(f"'k' must lie in [1, {available}] (the number of items), got {k}")
+        scores = self.full_sort_scores(batch)
+        scores[:, 0] = float("-inf")
+        if exclude_seen:
+            scores[_node_session(batch), batch.x] = float("-inf")
+        return scores.topk(k, dim=-1).indices
+
+    def loss(
+        self,
+        batch: Data,
+        target: Tensor | None = None,
+        neg_items: Tensor | None = None,
+    ) -> Tensor:
+        r"""Training loss: cross-entropy over all items (:obj:`loss_type="CE"`)
+        or BPR of :obj:`target` against :obj:`neg_items`
+        (:obj:`loss_type="BPR"`), plus :obj:`reg_weight` times the embedding
+        regulariser. :obj:`target` defaults to :obj:`batch.y`."""
+        if target is None:
+            target = getattr(batch, "y", None)
+            if target is None:
+                raise ValueError("no 'target' given and the batch has no 'y'")
+        seq_output = self(batch)
+        if self.loss_type == "BPR":
+            if neg_items is None:
+                raise ValueError("loss_type='BPR' needs 'neg_items'")
+            pos_score = (seq_output * self.item_embedding(target)).sum(-1)
+            neg_score = (seq_output * self.item_embedding(neg_items)).sum(-1)
+            loss = -torch.log(1e-10 + torch.sigmoid(pos_score - neg_score)).mean()
+        else:
+            loss = F.cross_entropy(seq_output @ self.item_embedding.weight.t(), target)
+        return loss + self.reg_weight * self.embedding_regularizer()
+
+    def embedding_regularizer(self) -> Tensor:
+        r""":math:`\lVert \mathbf{V} \rVert_2 / |\mathcal{I}|`, the L2 norm of the
+        whole item table over its row count (the reference's ``EmbLoss``)."""
+        table = self.item_embedding.weight
+        return torch.linalg.vector_norm(table) / table.size(0)
+
+    # RecBole interoperability ------------------------------------------------
+
+    def to_recbole_state_dict(self) -> dict[str, Tensor]:
+        r"""This model's parameters under the key names of RecBole's ``GCSAN``."""
+        state = {
+            "item_embedding.weight": self.item_embedding.weight,
+            "gnn.w_ih": self.gnn.weight_ih,
+            "gnn.w_hh": self.gnn.weight_hh,
+            "gnn.b_ih": self.gnn.bias_ih,
+            "gnn.b_hh": self.gnn.bias_hh,
+        }
+        for ours, theirs in (("lin_in", "linear_edge_in"), ("lin_out", "linear_edge_out")):
+            lin = getattr(self.gnn, ours)
+            state[f"gnn.{theirs}.weight"] = lin.weight
+            state[f"gnn.{theirs}.bias"] = lin.bias
+        for n, layer in enumerate(self.encoder.layers):
+            mha = f"self_attention.layer.{n}.multi_head_attention"
+            ffn = f"self_attention.layer.{n}.feed_forward"
+            for part in ("weight", "bias"):
+                query, key, value = getattr(layer.qkv, part).chunk(3, dim=0)
+                state[f"{mha}.query.{part}"] = query
+                state[f"{mha}.key.{part}"] = key
+                state[f"{mha}.value.{part}"] = value
+                state[f"{mha}.dense.{part}"] = getattr(layer.attn_out, part)
+                state[f"{mha}.LayerNorm.{part}"] = getattr(layer.attn_norm, part)
+                state[f"{ffn}.dense_1.{part}"] = getattr(layer.ffn_in, part)
+                state[f"{ffn}.dense_2.{part}"] = getattr(layer.ffn_out, part)
+                state[f"{ffn}.LayerNorm.{part}"] = getattr(layer.ffn_norm, part)
+        return {key: value.detach().clone() for key, value in state.items()}
+
+    def load_recbole_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
+        r"""Loads a RecBole ``GCSAN`` :obj:`state_dict` into this model.
+
+        Raises:
+            ValueError: if a key is missing or unexpected, or a shape differs.
+        """
+        expected = self.to_recbole_state_dict()
+        missing = sorted(set(expected) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                "RecBole GCSAN state_dict does not match this model: "
+                f"missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for key, value in expected.items():
+            given = state_dict[key]
+            if not isinstance(given, Tensor) or given.shape != value.shape:
+                shape = tuple(given.shape) if isinstance(given, Tensor) else type(given).__name__
+                raise ValueError(
+                    f"RecBole key '{key}' has shape {shape}, this model expects "
+                    f"{tuple(value.shape)}"
+                )
+
+        def get(key: str) -> Tensor:
+            return state_dict[key]
+
+        ours: dict[str, Tensor] = {
+            "item_embedding.weight": get("item_embedding.weight"),
+            "gnn.weight_ih": get("gnn.w_ih"),
+            "gnn.weight_hh": get("gnn.w_hh"),
+            "gnn.bias_ih": get("gnn.b_ih"),
+            "gnn.bias_hh": get("gnn.b_hh"),
+            "gnn.lin_in.weight": get("gnn.linear_edge_in.weight"),
+            "gnn.lin_in.bias": get("gnn.linear_edge_in.bias"),
+            "gnn.lin_out.weight": get("gnn.linear_edge_out.weight"),
+            "gnn.lin_out.bias": get("gnn.linear_edge_out.bias"),
+        }
+        for n in range(self.num_layers):
+            mha = f"self_attention.layer.{n}.multi_head_attention"
+            ffn = f"self_attention.layer.{n}.feed_forward"
+            layer = f"encoder.layers.{n}"
+            for part in ("weight", "bias"):
+                ours[f"{layer}.qkv.{part}"] = torch.cat(
+                    [get(f"{mha}.{name}.{part}") for name in ("query", "key", "value")]
+                )
+                ours[f"{layer}.attn_out.{part}"] = get(f"{mha}.dense.{part}")
+                ours[f"{layer}.attn_norm.{part}"] = get(f"{mha}.LayerNorm.{part}")
+                ours[f"{layer}.ffn_in.{part}"] = get(f"{ffn}.dense_1.{part}")
+                ours[f"{layer}.ffn_out.{part}"] = get(f"{ffn}.dense_2.{part}")
+                ours[f"{layer}.ffn_norm.{part}"] = get(f"{ffn}.LayerNorm.{part}")
+        self.load_state_dict(ours)
+
+    @classmethod
+    def from_recbole(
+        cls,
+        state_dict: Mapping[str, Tensor],
+        num_items: int | None = None,
+        **hyperparameters: Any,
+    ) -> GCSAN:
+        r"""Builds a model from a RecBole ``GCSAN`` :obj:`state_dict`.
+
+        :obj:`num_items`, :obj:`hidden_channels`, :obj:`inner_channels` and
+        :obj:`num_layers` are read off the tensors when not given; the others
+        (:obj:`num_heads`, :obj:`step`, :obj:`weight`, ...) come from
+        :obj:`hyperparameters` or the defaults.
+        """
+        table = state_dict.get("item_embedding.weight")
+        if not isinstance(table, Tensor) or table.dim() != 2:
+            raise ValueError("RecBole state_dict lacks a 2-D 'item_embedding.weight'")
+        if num_items is not None and num_items != table.size(0):
+            raise ValueError(
+                f"num_items={num_items} does not match 'item_embedding.weight' with "
+                f"{table.size(0)} rows"
+            )
+        hyperparameters.setdefault("hidden_channels", table.size(1))
+        layer_ids = {
+            int(key.split(".")[2]) for key in state_dict if key.startswith("self_attention.layer.")
+        }
+        hyperparameters.setdefault("num_layers", max(layer_ids) + 1 if layer_ids else 0)
+        inner = state_dict.get("self_attention.layer.0.feed_forward.dense_1.weight")
+        if isinstance(inner, Tensor):
+            hyperparameters.setdefault("inner_channels", inner.size(0))
+        model = cls(table.size(0), **hyperparameters)
+        model.load_recbole_state_dict(state_dict)
+        return model
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(num_items={self.num_items}, "
+            f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, "
+            f"num_heads={self.num_heads}, step={self.step}, weight={self.weight})"
+        )
+
+
+def _node_session(batch: Data) -> Tensor:
+    node_session = getattr(batch, "batch", None)
+    if node_session is None:  # a single, unbatched session graph
+        node_session = batch.x.new_zeros(batch.x.size(0))
+    return node_session
+
+
+def _num_sessions(batch: Data) -> int:
+    return int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1

@@ -1,0 +1,118 @@
+"""The causal post-LayerNorm self-attention encoder of GC-SAN."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "gelu": F.gelu,  # the exact (erf) form, as in the reference
+    "relu": F.relu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+
+
+class SelfAttentionLayer(nn.Module):
+    r"""One post-LayerNorm transformer layer: multi-head causal
+    self-attention, then a point-wise feed-forward network,
+
+    .. math::
+        \mathbf{X}' &= \mathrm{LN}(\mathbf{X} + \mathrm{Drop}(
+            \mathrm{MHA}(\mathbf{X}) \mathbf{W}_O + \mathbf{b}_O)) \\
+        \mathbf{X}'' &= \mathrm{LN}(\mathbf{X}' + \mathrm{Drop}(
+            \phi(\mathbf{X}' \mathbf{W}_1 + \mathbf{b}_1) \mathbf{W}_2 + \mathbf{b}_2))
+
+    The queries, keys and values come from one fused projection, and the
+    attention runs through :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+    Args:
+        channels (int): model width :math:`F`.
+        num_heads (int): attention heads; must divide :obj:`channels`.
+        inner_channels (int): width of the feed-forward layer.
+        hidden_dropout (float): dropout after attention and feed-forward.
+        attn_dropout (float): dropout on the attention probabilities.
+        activation (str): one of :obj:`"gelu"`, :obj:`"relu"`,
+            :obj:`"swish"`, :obj:`"tanh"`, :obj:`"sigmoid"`.
+        layer_norm_eps (float): epsilon of both layer norms.
+
+    Shapes:
+        - **input:** :math:`(B, L, F)`
+        - **output:** :math:`(B, L, F)`
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_heads: int,
+        inner_channels: int,
+        hidden_dropout: float,
+        attn_dropout: float,
+        activation: str,
+        layer_norm_eps: float,
+    ) -> None:
+        super().__init__()
+        if channels % num_heads != 0:
+            raise ValueError(
+                f"'hidden_channels'={channels} is not a multiple of 'num_heads'={num_heads}"
+            )
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
+            )
+        self.num_heads = num_heads
+        self.attn_dropout = attn_dropout
+        self.activation = activation
+        self.act = ACTIVATIONS[activation]
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.attn_out = nn.Linear(channels, channels)
+        self.attn_norm = nn.LayerNorm(channels, eps=layer_norm_eps)
+        self.ffn_in = nn.Linear(channels, inner_channels)
+        self.ffn_out = nn.Linear(inner_channels, channels)
+        self.ffn_norm = nn.LayerNorm(channels, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(hidden_dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch_size, seq_len, channels = x.shape
+        qkv = self.qkv(x).view(batch_size, seq_len, 3, self.num_heads, -1)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, F / heads]
+        context = F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            dropout_p=self.attn_dropout if self.training else 0.0,
+            is_causal=True,
+        )
+        context = context.transpose(1, 2).reshape(batch_size, seq_len, channels)
+        x = self.attn_norm(x + self.dropout(self.attn_out(context)))
+        return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
+
+
+class SelfAttentionEncoder(nn.Module):
+    r"""A stack of :class:`SelfAttentionLayer` over right-padded sequences.
+
+    Only a causal mask is applied: position :math:`t` of a right-padded
+    session sees positions :math:`\leq t`, which are all real clicks, so the
+    outputs at every real click equal those of a causal + padding mask (the
+    reference's), and padded positions never reach a real one.
+
+    Shapes:
+        - **input:** :math:`(B, L, F)`
+        - **output:** :math:`(B, L, F)`
+    """
+
+    def __init__(self, num_layers: int, **layer_kwargs) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"'num_layers' must be positive, got {num_layers}")
+        self.layers = nn.ModuleList(
+            [SelfAttentionLayer(**layer_kwargs) for _ in range(num_layers)]
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x

@@ -1,0 +1,229 @@
+"""GC-SAN with a dense per-session adjacency, as RecBole computes it.
+
+This is the baseline of the parity tests and of the benchmarks: every
+forward pass loops over the sessions in Python/NumPy to build a
+``[B, L, 2L]`` adjacency, runs the gated cell with dense matmuls, and runs
+the encoder on sequences padded to the full length ``L`` with an additive
+causal + padding mask. Its module names equal RecBole's, so
+``DenseGCSAN.load_state_dict(GCSAN.to_recbole_state_dict())`` holds the
+same weights as the PyG model.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gcsan_pyg.nn.self_attention import ACTIVATIONS
+
+
+def dense_session_adjacency(item_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Per-session loop building, for right-padded :obj:`item_seq` of shape
+    :obj:`[B, L]`, the node items :obj:`[B, L]` (distinct ids, ascending,
+    0-padded), the alias :obj:`[B, L]` (node of each position) and the
+    adjacency :obj:`[B, L, 2L]` whose first half holds
+    :math:`A^{in}_{vu} = 1/\deg_{in}(v)` and second half
+    :math:`A^{out}_{uv} = 1/\deg_{out}(u)` for every distinct edge
+    :math:`u \to v`."""
+    batch_size, max_len = item_seq.shape
+    nodes = np.zeros((batch_size, max_len), dtype=np.int64)
+    alias = np.zeros((batch_size, max_len), dtype=np.int64)
+    adjacency = np.zeros((batch_size, max_len, 2 * max_len), dtype=np.float32)
+    for b in range(batch_size):
+        session = item_seq[b]
+        distinct = np.unique(session)  # includes 0 when the session is padded
+        nodes[b, : len(distinct)] = distinct
+        position_node = np.searchsorted(distinct, session)
+        alias[b] = position_node
+        edges = np.zeros((max_len, max_len), dtype=np.float32)
+        for t in range(max_len - 1):
+            if session[t + 1] == 0:
+                break
+            edges[position_node[t], position_node[t + 1]] = 1.0
+        in_degree = edges.sum(axis=0)
+        in_degree[in_degree == 0] = 1.0
+        out_degree = edges.sum(axis=1)
+        out_degree[out_degree == 0] = 1.0
+        adjacency[b, :, :max_len] = (edges / in_degree).T
+        adjacency[b, :, max_len:] = edges / out_degree[:, None]
+    return nodes, alias, adjacency
+
+
+class DenseGNN(nn.Module):
+    """The gated cell with dense matmuls over ``[B, L, 2L]`` adjacencies."""
+
+    def __init__(self, hidden_size: int, step: int = 1) -> None:
+        super().__init__()
+        self.step = step
+        self.w_ih = nn.Parameter(torch.empty(3 * hidden_size, 2 * hidden_size))
+        self.w_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
+        self.b_ih = nn.Parameter(torch.empty(3 * hidden_size))
+        self.b_hh = nn.Parameter(torch.empty(3 * hidden_size))
+        self.linear_edge_in = nn.Linear(hidden_size, hidden_size)
+        self.linear_edge_out = nn.Linear(hidden_size, hidden_size)
+        bound = 1.0 / math.sqrt(hidden_size)
+        for param in self.parameters():
+            nn.init.uniform_(param, -bound, bound)
+
+    def forward(self, adjacency: Tensor, hidden: Tensor) -> Tensor:
+        max_len = adjacency.size(1)
+        for _ in range(self.step):
+            incoming = adjacency[:, :, :max_len] @ self.linear_edge_in(hidden)
+            outgoing = adjacency[:, :, max_len:] @ self.linear_edge_out(hidden)
+            gates_a = F.linear(torch.cat([incoming, outgoing], -1), self.w_ih, self.b_ih)
+            gates_h = F.linear(hidden, self.w_hh, self.b_hh)
+            a_r, a_z, a_n = gates_a.chunk(3, -1)
+            h_r, h_z, h_n = gates_h.chunk(3, -1)
+            reset = torch.sigmoid(a_r + h_r)
+            update = torch.sigmoid(a_z + h_z)
+            new = torch.tanh(a_n + reset * h_n)
+            hidden = (1 - update) * hidden + update * new
+        return hidden
+
+
+class _MultiHeadAttention(nn.Module):
+    def __init__(self, heads: int, hidden: int, hidden_dropout: float, attn_dropout: float,
+                 eps: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+        self.dense = nn.Linear(hidden, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+        self.attn_dropout = nn.Dropout(attn_dropout)
+        self.out_dropout = nn.Dropout(hidden_dropout)
+
+    def _split(self, x: Tensor) -> Tensor:
+        batch_size, length, hidden = x.shape
+        return x.view(batch_size, length, self.heads, hidden // self.heads).transpose(1, 2)
+
+    def forward(self, x: Tensor, additive_mask: Tensor) -> Tensor:
+        q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
+        logits = q @ k.transpose(-1, -2) / math.sqrt(q.size(-1)) + additive_mask
+        probs = self.attn_dropout(torch.softmax(logits, dim=-1))
+        context = (probs @ v).transpose(1, 2).reshape(x.shape)
+        return self.LayerNorm(self.out_dropout(self.dense(context)) + x)
+
+
+class _FeedForward(nn.Module):
+    def __init__(self, hidden: int, inner: int, dropout: float, act: str, eps: float) -> None:
+        super().__init__()
+        self.dense_1 = nn.Linear(hidden, inner)
+        self.dense_2 = nn.Linear(inner, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.act = ACTIVATIONS[act]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.LayerNorm(self.dropout(self.dense_2(self.act(self.dense_1(x)))) + x)
+
+
+class _TransformerLayer(nn.Module):
+    def __init__(self, heads: int, hidden: int, inner: int, hidden_dropout: float,
+                 attn_dropout: float, act: str, eps: float) -> None:
+        super().__init__()
+        self.multi_head_attention = _MultiHeadAttention(heads, hidden, hidden_dropout,
+                                                        attn_dropout, eps)
+        self.feed_forward = _FeedForward(hidden, inner, hidden_dropout, act, eps)
+
+    def forward(self, x: Tensor, additive_mask: Tensor) -> Tensor:
+        return self.feed_forward(self.multi_head_attention(x, additive_mask))
+
+
+class _TransformerEncoder(nn.Module):
+    def __init__(self, n_layers: int, **kwargs) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList([_TransformerLayer(**kwargs) for _ in range(n_layers)])
+
+    def forward(self, x: Tensor, additive_mask: Tensor) -> Tensor:
+        for layer in self.layer:
+            x = layer(x, additive_mask)
+        return x
+
+
+class DenseGCSAN(nn.Module):
+    r"""GC-SAN over dense padded adjacencies (the RecBole formulation).
+
+    Takes the same arguments as :class:`gcsan_pyg.GCSAN`, and RecBole-style
+    inputs: right-padded :obj:`item_seq` :obj:`[B, L]` and
+    :obj:`item_seq_len` :obj:`[B]`.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        hidden_channels: int = 64,
+        num_layers: int = 1,
+        num_heads: int = 1,
+        inner_channels: int = 256,
+        step: int = 1,
+        weight: float = 0.6,
+        hidden_dropout: float = 0.2,
+        attn_dropout: float = 0.2,
+        activation: str = "gelu",
+        layer_norm_eps: float = 1e-12,
+        initializer_range: float = 0.02,
+        loss_type: str = "CE",
+        reg_weight: float = 5e-5,
+    ) -> None:
+        super().__init__()
+        self.num_items = num_items
+        self.weight = weight
+        self.loss_type = loss_type
+        self.reg_weight = reg_weight
+        self.item_embedding = nn.Embedding(num_items, hidden_channels, padding_idx=0)
+        self.gnn = DenseGNN(hidden_channels, step)
+        self.self_attention = _TransformerEncoder(
+            num_layers, heads=num_heads, hidden=hidden_channels, inner=inner_channels,
+            hidden_dropout=hidden_dropout, attn_dropout=attn_dropout, act=activation,
+            eps=layer_norm_eps,
+        )
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, 0.0, initializer_range)
+            if isinstance(module, nn.Linear):
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, item_seq: Tensor, item_seq_len: Tensor) -> Tensor:
+        device = item_seq.device
+        nodes, alias, adjacency = dense_session_adjacency(item_seq.cpu().numpy())
+        nodes = torch.from_numpy(nodes).to(device)
+        alias = torch.from_numpy(alias).to(device)
+        adjacency = torch.from_numpy(adjacency).to(device)
+
+        hidden = self.gnn(adjacency, self.item_embedding(nodes))
+        index = alias.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+        seq_hidden = hidden.gather(1, index)
+
+        max_len = item_seq.size(1)
+        keep = (item_seq > 0).unsqueeze(1).unsqueeze(2)
+        keep = keep & torch.ones(max_len, max_len, dtype=torch.bool, device=device).tril()
+        additive_mask = (1.0 - keep.to(seq_hidden.dtype)) * -10000.0
+        encoded = self.self_attention(seq_hidden, additive_mask)
+
+        last = (item_seq_len - 1).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
+        attn_last = encoded.gather(1, last).squeeze(1)
+        gnn_last = seq_hidden.gather(1, last).squeeze(1)
+        return self.weight * attn_last + (1 - self.weight) * gnn_last
+
+    def full_sort_scores(self, item_seq: Tensor, item_seq_len: Tensor) -> Tensor:
+        return self(item_seq, item_seq_len) @ self.item_embedding.weight.t()
+
+    def loss(self, item_seq: Tensor, item_seq_len: Tensor, target: Tensor,
+             neg_items: Tensor | None = None) -> Tensor:
+        seq_output = self(item_seq, item_seq_len)
+        if self.loss_type == "BPR":
+            pos = (seq_output * self.item_embedding(target)).sum(-1)
+            neg = (seq_output * self.item_embedding(neg_items)).sum(-1)
+            loss = -torch.log(1e-10 + torch.sigmoid(pos - neg)).mean()
+        else:
+            loss = F.cross_entropy(seq_output @ self.item_embedding.weight.t(), target)
+        table = self.item_embedding.weight
+        return loss + self.reg_weight * torch.norm(table, p=2) / table.size(0)

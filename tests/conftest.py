@@ -1,0 +1,31 @@
+"""Shared fixtures: the real datasets of ``../shared``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def _shared_dir(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        reason = f"real data not found at {path} (clone the project beside ../shared to run this)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; skips where absent, fails when ``CI=true``."""
+    return _shared_dir("data")
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """``../shared/fixtures``; skips where absent, fails when ``CI=true``."""
+    return _shared_dir("fixtures")
