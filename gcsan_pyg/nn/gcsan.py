@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import cumsum, degree, to_dense_batch
 
+from gcsan_pyg.data.session_batch import build_session_batch
 from gcsan_pyg.nn.self_attention import SelfAttentionEncoder
 from gcsan_pyg.nn.session_gated_conv import SessionGatedConv
 
@@ -162,6 +163,7 @@ class GCSAN(nn.Module):
 
     def forward(self, batch: Data) -> Tensor:
         r"""Session representations, shape :obj:`[B, hidden_channels]`."""
+        self._check_items(batch.x)
         node_session = _node_session(batch)
         num_sessions = _num_sessions(batch)
         h = self.item_embedding(batch.x)
@@ -178,6 +180,26 @@ class GCSAN(nn.Module):
         arange = torch.arange(num_sessions, device=dense.device)
         attn_last = encoded[arange, session_len - 1]
         return self.weight * attn_last + (1.0 - self.weight) * seq_hidden[last_click]
+
+    def build_batch(
+        self, item_seq: Tensor, item_seq_len: Tensor, target: Tensor | None = None
+    ) -> Data:
+        r"""The session graph batch of right-padded :obj:`item_seq`
+        :obj:`[B, L]` with lengths :obj:`item_seq_len` :obj:`[B]`, checked
+        against this model's item table (see
+        :func:`~gcsan_pyg.data.build_session_batch`)."""
+        return build_session_batch(item_seq, item_seq_len, target, num_items=self.num_items)
+
+    def _check_items(self, items: Tensor) -> None:
+        if items.dtype.is_floating_point or items.dtype == torch.bool:
+            raise ValueError(f"item ids 'x' must be integers, got dtype {items.dtype}")
+        bad = (items < 1) | (items >= self.num_items)
+        if items.numel() and bool(bad.any()):
+            value = int(items[bad][0])
+            raise ValueError(
+                f"item id {value} in the batch is out of range: ids must lie in "
+                f"[1, num_items - 1] = [1, {self.num_items - 1}]"
+            )
 
     def full_sort_scores(self, batch: Data) -> Tensor:
         r"""Scores of every item (padding id 0 included), shape

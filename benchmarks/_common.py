@@ -1,0 +1,327 @@
+"""Shared helpers of the benchmark scripts: data, models, timing, JSON, tables.
+
+Every script imports this module first; it puts the repository root on
+``sys.path`` so the scripts run from a plain checkout (``python
+benchmarks/<name>.py``) without installing the package.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DIGINETICA_NUM_ITEMS = 43_098  # max item id 43,097 + the padding id 0
+
+
+# --------------------------------------------------------------------------- data
+
+
+def data_dir(override: str | os.PathLike | None = None) -> Path:
+    """``<repo>/../shared/data`` (or :obj:`override`); raises with a clear
+    message when it is absent."""
+    path = Path(override) if override is not None else REPO.parent / "shared" / "data"
+    if not (path / "diginetica" / "test.tsv").is_file():
+        raise FileNotFoundError(
+            f"real data not found: expected {path / 'diginetica' / 'test.tsv'}. The benchmarks "
+            "read Diginetica from <repo>/../shared/data (see shared/data/README.md); clone the "
+            "project beside ../shared or pass --data-dir."
+        )
+    return path
+
+
+def read_test_tsv(path: Path, limit: int | None = None) -> tuple[list[list[int]], list[int]]:
+    """Parses ``prefix<TAB>label`` lines (comma-separated item ids)."""
+    prefixes: list[list[int]] = []
+    labels: list[int] = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                prefix, label = line.split("\t")
+                prefixes.append([int(i) for i in prefix.split(",")])
+                labels.append(int(label))
+            except ValueError as err:
+                raise ValueError(f"{path}:{line_no}: not 'prefix<TAB>label': {line!r}") from err
+            if limit is not None and len(prefixes) >= limit:
+                break
+    return prefixes, labels
+
+
+def read_sessions(path: Path) -> list[list[int]]:
+    """Parses one comma-separated session per line."""
+    with open(path, encoding="utf-8") as handle:
+        return [[int(i) for i in line.split(",")] for line in handle if line.strip()]
+
+
+def srgnn_augment(sessions: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[int]]:
+    """SR-GNN sequence splitting: for every session ``s`` and ``i = 1 .. len(s)-1``,
+    the sample ``(s[:-i], s[-i])``."""
+    prefixes: list[list[int]] = []
+    labels: list[int] = []
+    for s in sessions:
+        for i in range(1, len(s)):
+            prefixes.append(list(s[:-i]))
+            labels.append(s[-i])
+    return prefixes, labels
+
+
+def pad_sessions(prefixes: Sequence[Sequence[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``item_seq [B, max_len]`` and ``item_seq_len [B]``; longer
+    sessions keep their last (most recent) ``max_len`` clicks, as RecBole does."""
+    item_seq = np.zeros((len(prefixes), max_len), dtype=np.int64)
+    lengths = np.zeros(len(prefixes), dtype=np.int64)
+    for row, prefix in enumerate(prefixes):
+        kept = prefix[-max_len:]
+        item_seq[row, : len(kept)] = kept
+        lengths[row] = len(kept)
+    return torch.from_numpy(item_seq), torch.from_numpy(lengths)
+
+
+class Batches:
+    """A fixed pool of padded batches that both versions step through in the
+    same order: ``(item_seq, item_seq_len, target)`` triples."""
+
+    def __init__(self, triples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                 source: str) -> None:
+        self.triples = triples
+        self.source = source
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.triples)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        triple = self.triples[self._next % len(self.triples)]
+        self._next += 1
+        return triple
+
+    def mean_length(self) -> float:
+        return float(torch.cat([t[1] for t in self.triples]).float().mean())
+
+
+def diginetica_batches(
+    prefixes: list[list[int]],
+    labels: list[int],
+    batch_size: int,
+    max_len: int,
+    num_batches: int,
+    seed: int = 0,
+) -> Batches:
+    """:obj:`num_batches` batches of test prefixes drawn at random (fixed
+    seed, as a shuffling loader would), truncated/padded to :obj:`max_len`."""
+    gen = np.random.default_rng(seed)
+    order = gen.permutation(len(prefixes))
+    triples = []
+    for n in range(num_batches):
+        rows = order[(n * batch_size) % len(order):][:batch_size]
+        item_seq, item_seq_len = pad_sessions([prefixes[r] for r in rows], max_len)
+        target = torch.tensor([labels[r] for r in rows], dtype=torch.long)
+        triples.append((item_seq, item_seq_len, target))
+    return Batches(triples, "diginetica test prefixes")
+
+
+def synthetic_batches(
+    batch_size: int,
+    max_len: int,
+    num_batches: int,
+    num_items: int = DIGINETICA_NUM_ITEMS,
+    seed: int = 0,
+) -> Batches:
+    """Full-length sessions (every session has :obj:`max_len` clicks) of
+    uniformly random item ids ``1 .. num_items - 1``."""
+    gen = torch.Generator().manual_seed(seed)
+    triples = []
+    for _ in range(num_batches):
+        item_seq = torch.randint(1, num_items, (batch_size, max_len), generator=gen)
+        item_seq_len = torch.full((batch_size,), max_len, dtype=torch.long)
+        target = torch.randint(1, num_items, (batch_size,), generator=gen)
+        triples.append((item_seq, item_seq_len, target))
+    return Batches(triples, "synthetic full-length random sessions")
+
+
+# --------------------------------------------------------------------------- models
+
+
+def make_models(num_items: int, hidden: int, seed: int = 0, **kwargs: Any):
+    """A :class:`GCSAN` and a :class:`DenseGCSAN` holding identical weights."""
+    from gcsan_pyg.nn.gcsan import GCSAN
+    from gcsan_pyg.reference.dense_gcsan import DenseGCSAN
+
+    torch.manual_seed(seed)
+    ours = GCSAN(num_items, hidden_channels=hidden, **kwargs)
+    dense = DenseGCSAN(num_items, hidden_channels=hidden, **kwargs)
+    dense.load_state_dict(ours.to_recbole_state_dict())
+    return ours, dense
+
+
+def tensor_bytes(*tensors: torch.Tensor) -> int:
+    return int(sum(t.numel() * t.element_size() for t in tensors))
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def time_alternating(
+    fns: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    min_repeats: int = 2,
+    budget_s: float | None = None,
+) -> dict[str, list[float]]:
+    """Times every callable :obj:`repeats` times, interleaved in one process:
+    repeat ``r`` runs all versions, in an order that reverses every other
+    repeat (A B C, C B A, ...) so that slow drift of a shared machine hits all
+    versions alike. :obj:`warmup` untimed rounds come first. With
+    :obj:`budget_s`, the number of repeats is cut (to no fewer than
+    :obj:`min_repeats`) so that the timed rounds take about that long, as
+    estimated from the warm-up. Returns the raw seconds per call of every
+    version."""
+    names = list(fns)
+    warm_round = 0.0
+    for _ in range(max(warmup, 1) if budget_s is not None else warmup):
+        start = time.perf_counter()
+        for name in names:
+            fns[name]()
+        warm_round = time.perf_counter() - start
+    if budget_s is not None and warm_round > 0:
+        repeats = max(min_repeats, min(repeats, int(budget_s / warm_round)))
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def summarize(times: dict[str, list[float]]) -> dict[str, Any]:
+    """Medians (and the raw repeats) of :func:`time_alternating`'s output."""
+    return {
+        "repeats": len(next(iter(times.values()))),
+        "times_s": {k: [round(v, 9) for v in vals] for k, vals in times.items()},
+        "median_s": {k: median(vals) for k, vals in times.items()},
+    }
+
+
+# --------------------------------------------------------------------------- CLI, JSON
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes and 1-2 repeats (a smoke test, seconds)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads for both versions (default: torch's)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR,
+                        help=f"folder of the JSON result (default: {RESULTS_DIR})")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the shared data folder (default: <repo>/../shared/data)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def setup_threads(threads: int | None) -> int:
+    if threads is not None:
+        if threads < 1:
+            raise SystemExit(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(argv: Sequence[str] | None, script: str) -> dict[str, Any]:
+    """What produced a result: command, versions, threads, CPU, date, load."""
+    import torch_geometric
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = os.cpu_count()
+    return {
+        "command": " ".join(["python", f"benchmarks/{script}", *args]),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "numpy": np.__version__,
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "platform": platform.platform(),
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def write_json(out_dir: Path, name: str, payload: dict[str, Any]) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(os, "getloadavg"):
+        payload.setdefault("environment", {})["load_average_at_end"] = list(os.getloadavg())
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (also readable as plain text)."""
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        if abs(value) >= 0.01:
+            return f"{value:.3g}"
+        return f"{value:.2e}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,487 @@
+"""Readers of session data files into plain Python lists.
+
+Every reader raises :class:`DataFormatError` (a :class:`ValueError`) naming
+the file, the 1-based line number and the reason when a line is malformed.
+
+Formats:
+
+* SR-GNN preprocessed text: ``train_sessions.txt`` (one session per line,
+  comma-separated item ids) and ``test.tsv`` (``prefix<TAB>label``), see
+  :func:`read_sessions` and :func:`read_samples`.
+* Click logs as CSV/TSV (session id, item id, timestamp), see
+  :func:`read_clicks`.
+* RecBole atomic ``.inter`` files, see :func:`read_inter` and
+  :func:`leave_one_out`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+PathLike = str | os.PathLike
+#: One training/test sample: the input prefix and the next item (label).
+Sample = tuple[list[int], int]
+
+_INT_TOKEN = re.compile(r"[+-]?\d+")
+
+
+class DataFormatError(ValueError):
+    r"""A malformed line (or file) of a session data file.
+
+    Args:
+        path (str or PathLike): the file.
+        line (int, optional): the 1-based line number, :obj:`None` when the
+            problem concerns the whole file.
+        reason (str): what is wrong.
+
+    The message reads ``"<path>, line <line>: <reason>"``.
+    """
+
+    def __init__(self, path: PathLike, line: int | None, reason: str) -> None:
+        self.path = os.fspath(path)
+        self.line = line
+        self.reason = reason
+        where = self.path if line is None else f"{self.path}, line {line}"
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self):  # keep the error picklable (multiprocessing, pytest-xdist)
+        return (type(self), (self.path, self.line, self.reason))
+
+
+def _iter_lines(path: PathLike) -> Iterator[tuple[int, str]]:
+    r"""Yields :obj:`(line_number, line)` without the line break. Blank lines
+    at the very end of the file are dropped; other blank lines are kept (the
+    callers reject them)."""
+    with open(path, encoding="utf-8", newline=None) as f:
+        lines = f.read().split("\n")
+    end = len(lines)
+    while end > 0 and not lines[end - 1].strip():
+        end -= 1
+    for number in range(end):
+        yield number + 1, lines[number].rstrip("\r")
+
+
+def _parse_ids(path: PathLike, number: int, text: str, what: str) -> list[int]:
+    r"""Parses comma-separated item ids (each :math:`\geq 1`)."""
+    text = text.strip()
+    if not text:
+        raise DataFormatError(path, number, f"empty {what}: a session needs at least one item")
+    tokens = text.split(",")
+    try:
+        if "_" in text:  # int() would accept '1_000'
+            raise ValueError
+        ids = [int(t) for t in tokens]
+    except ValueError:
+        for pos, token in enumerate(tokens, start=1):
+            if not _INT_TOKEN.fullmatch(token.strip()):
+                raise DataFormatError(
+                    path, number, f"non-integer token {token!r} (item {pos} of the {what})"
+                ) from None
+        raise  # pragma: no cover - every failing token is caught above
+    if min(ids) < 1:
+        pos = next(i for i, v in enumerate(ids) if v < 1)
+        raise DataFormatError(
+            path,
+            number,
+            f"invalid item id {ids[pos]} (item {pos + 1} of the {what}): ids must be >= 1, "
+            "0 is the padding id",
+        )
+    return ids
+
+
+def read_sessions(path: PathLike) -> list[list[int]]:
+    r"""Reads an SR-GNN ``train_sessions.txt``: one session per line, its item
+    ids (:math:`\geq 1`) in click order separated by commas.
+
+    Args:
+        path (str or PathLike): the file.
+
+    Returns:
+        The sessions, in file order, as lists of ints.
+
+    Raises:
+        DataFormatError: on an empty line, a non-integer token or an id
+            :math:`\leq 0`.
+    """
+    return [_parse_ids(path, number, line, "session") for number, line in _iter_lines(path)]
+
+
+def read_samples(path: PathLike) -> list[Sample]:
+    r"""Reads an SR-GNN ``test.tsv`` / ``train.tsv``: one sample per line,
+    ``<prefix><TAB><label>``, the prefix being comma-separated item ids.
+
+    Args:
+        path (str or PathLike): the file.
+
+    Returns:
+        The :obj:`(prefix, label)` samples in file order.
+
+    Raises:
+        DataFormatError: on an empty line or prefix, a missing label or column,
+            extra columns, a non-integer token or an id :math:`\leq 0`.
+    """
+    samples: list[Sample] = []
+    for number, line in _iter_lines(path):
+        if not line.strip():
+            raise DataFormatError(path, number, "empty line: expected '<prefix>\\t<label>'")
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DataFormatError(
+                path, number, "missing label: expected 2 tab-separated columns '<prefix>\\t<label>'"
+            )
+        if len(parts) > 2:
+            raise DataFormatError(
+                path, number, f"expected 2 tab-separated columns, got {len(parts)}"
+            )
+        prefix = _parse_ids(path, number, parts[0], "prefix")
+        if not parts[1].strip():
+            raise DataFormatError(path, number, "missing label after the tab")
+        label = _parse_ids(path, number, parts[1], "label")
+        if len(label) != 1:
+            raise DataFormatError(path, number, f"the label must be one item id, got {parts[1]!r}")
+        samples.append((prefix, label[0]))
+    return samples
+
+
+def augment_prefixes(sessions: Sequence[Sequence[int]]) -> list[Sample]:
+    r"""SR-GNN's sequence splitting: for each session :obj:`s` in order and
+    :obj:`i = 1 .. len(s) - 1` in order, emits :obj:`(s[:-i], s[-i])`.
+
+    The first sample of a session has the longest prefix; a session of
+    length :math:`n` gives :math:`n - 1` samples (none for length 1).
+
+    Args:
+        sessions (sequence of sequences of int): the sessions.
+
+    Returns:
+        The list of :obj:`(prefix, label)` samples.
+    """
+    out: list[Sample] = []
+    for s in sessions:
+        s = list(s)
+        for i in range(1, len(s)):
+            out.append((s[:-i], s[-i]))
+    return out
+
+
+def sessions_from_samples(samples: Sequence[Sample]) -> list[list[int]]:
+    r"""Rebuilds the sessions of an augmented sample list (the inverse of
+    :func:`augment_prefixes`): a new session starts at a sample that is not
+    :obj:`(previous_prefix[:-1], previous_prefix[-1])`.
+
+    Each session is the longest prefix of its group plus its label. Works for
+    non-augmented lists too (then every sample is its own session).
+
+    Args:
+        samples (sequence of (prefix, label)): the samples in file order.
+
+    Returns:
+        The sessions, one list of item ids each.
+    """
+    sessions: list[list[int]] = []
+    prev: list[int] | None = None
+    for prefix, label in samples:
+        prefix = list(prefix)
+        if prev is None or len(prev) < 2 or prefix != prev[:-1] or label != prev[-1]:
+            sessions.append(prefix + [int(label)])
+        prev = prefix
+    return sessions
+
+
+# ---------------------------------------------------------------------------
+# Click logs (CSV / TSV) and RecBole atomic files
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class RawSession:
+    r"""A session (or a user's sequence) with raw, unmapped ids.
+
+    Attributes:
+        session_id (str): the raw session (or user) id.
+        items (list of str): the raw item ids, in time order.
+        timestamps (list of float): the time of each click (unix seconds),
+            aligned with :obj:`items`.
+    """
+
+    session_id: str
+    items: list[str] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+
+    @property
+    def end_time(self) -> float:
+        """The time of the last click."""
+        return max(self.timestamps)
+
+
+def parse_timestamp(text: str) -> float:
+    r"""Parses a timestamp: a number (unix seconds) or an ISO 8601 date/time
+    (naive values are taken as UTC; a trailing ``Z`` is accepted).
+
+    Returns:
+        The time in seconds since the epoch.
+
+    Raises:
+        ValueError: when :obj:`text` is neither.
+    """
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    stamp = datetime.fromisoformat(iso)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.timestamp()
+
+
+_COLUMN_ALIASES = {
+    "session": ("sessionid", "session", "sid"),
+    "item": ("itemid", "item", "iid"),
+    "time": ("timestamp", "time", "ts", "datetime", "eventtime", "eventdate", "date"),
+}
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
+
+
+def _resolve_column(
+    path: PathLike, header: list[str] | None, spec: str | int | None, role: str
+) -> int:
+    if isinstance(spec, int):
+        if spec < 0:
+            raise ValueError(f"column index for the {role} must be >= 0, got {spec}")
+        return spec
+    if header is None:
+        raise ValueError(
+            f"without a header, the {role} column must be given as an int index, got {spec!r}"
+        )
+    names = [h.strip() for h in header]
+    if spec is not None:
+        if spec in names:
+            return names.index(spec)
+        normed = [_norm(n) for n in names]
+        if _norm(spec) in normed:
+            return normed.index(_norm(spec))
+        raise DataFormatError(path, 1, f"missing column {spec!r} ({role}); header is {names}")
+    normed = [_norm(n) for n in names]
+    for alias in _COLUMN_ALIASES[role]:
+        if alias in normed:
+            return normed.index(alias)
+    raise DataFormatError(
+        path, 1, f"missing {role} column: none of {list(_COLUMN_ALIASES[role])} in header {names}"
+    )
+
+
+def _sniff_delimiter(first_line: str) -> str:
+    for delim in ("\t", ";", ","):
+        if delim in first_line:
+            return delim
+    return ","
+
+
+def read_clicks(
+    path: PathLike,
+    session_col: str | int | None = None,
+    item_col: str | int | None = None,
+    time_col: str | int | None = None,
+    delimiter: str | None = None,
+    header: bool = True,
+) -> list[RawSession]:
+    r"""Reads a click log (one click per line: session id, item id, time)
+    into sessions of raw ids.
+
+    Args:
+        path (str or PathLike): the CSV/TSV file.
+        session_col, item_col, time_col (str or int, optional): the columns,
+            by header name (exact, else case/underscore-insensitive) or
+            0-based index. :obj:`None` picks a usual name from the header
+            (e.g. ``session_id``/``SessionId``, ``item_id``/``ItemId``,
+            ``timestamp``/``Time``), or columns 0, 1, 2 without a header.
+        delimiter (str, optional): the field separator; :obj:`None` sniffs
+            the first line (tab, then ``;``, then ``,``).
+        header (bool, optional): whether the first line is a header.
+            (default: :obj:`True`)
+
+    Returns:
+        The sessions, clicks sorted by time (stable), sessions sorted by the
+        time of their last click (ties: order of first appearance). Times are
+        numbers (unix seconds) or ISO 8601 date/times.
+
+    Raises:
+        DataFormatError: on a missing column, an empty id or a bad time.
+    """
+    lines = _iter_lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise DataFormatError(path, None, "empty file")
+    delim = delimiter if delimiter is not None else _sniff_delimiter(first[1])
+    head = first[1].split(delim) if header else None
+    if not header:
+        session_col = 0 if session_col is None else session_col
+        item_col = 1 if item_col is None else item_col
+        time_col = 2 if time_col is None else time_col
+    cols = (
+        _resolve_column(path, head, session_col, "session"),
+        _resolve_column(path, head, item_col, "item"),
+        _resolve_column(path, head, time_col, "time"),
+    )
+    need = max(cols) + 1
+    sessions: dict[str, RawSession] = {}
+
+    def add(number: int, line: str) -> None:
+        if not line.strip():
+            raise DataFormatError(path, number, "empty line")
+        parts = line.split(delim)
+        if len(parts) < need:
+            raise DataFormatError(
+                path, number, f"missing column: expected at least {need} fields, got {len(parts)}"
+            )
+        sid, item, stamp = (parts[c].strip() for c in cols)
+        if not sid:
+            raise DataFormatError(path, number, "empty session id")
+        if not item:
+            raise DataFormatError(path, number, "empty item id")
+        try:
+            t = parse_timestamp(stamp)
+        except ValueError:
+            raise DataFormatError(path, number, f"invalid timestamp {stamp!r}") from None
+        sess = sessions.get(sid)
+        if sess is None:
+            sess = sessions[sid] = RawSession(sid)
+        sess.items.append(item)
+        sess.timestamps.append(t)
+
+    if not header:
+        add(*first)
+    for number, line in lines:
+        add(number, line)
+    return _sorted_sessions(sessions.values())
+
+
+def _sorted_sessions(sessions) -> list[RawSession]:
+    out = []
+    for s in sessions:
+        order = sorted(range(len(s.items)), key=s.timestamps.__getitem__)
+        out.append(
+            RawSession(s.session_id, [s.items[i] for i in order], [s.timestamps[i] for i in order])
+        )
+    out.sort(key=lambda s: s.end_time)  # stable: ties keep first appearance order
+    return out
+
+
+def read_inter(
+    path: PathLike,
+    user_field: str = "user_id",
+    item_field: str = "item_id",
+    time_field: str | None = "timestamp",
+) -> list[RawSession]:
+    r"""Reads a RecBole atomic ``.inter`` file (tab-separated, header fields
+    ``name:type`` such as ``user_id:token``) into per-user sequences.
+
+    Args:
+        path (str or PathLike): the ``.inter`` file.
+        user_field (str, optional): the user (sequence) field name.
+            (default: :obj:`"user_id"`)
+        item_field (str, optional): the item field name.
+            (default: :obj:`"item_id"`)
+        time_field (str, optional): the time field; :obj:`None` keeps the
+            file order. (default: :obj:`"timestamp"`)
+
+    Returns:
+        One :class:`RawSession` per user (its :obj:`session_id` is the user
+        id), interactions sorted by time (stable), users in order of first
+        appearance in the file (as RecBole's token remapping).
+
+    Raises:
+        DataFormatError: on a missing field or column, an empty id or a bad
+            time.
+    """
+    lines = _iter_lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise DataFormatError(path, None, "empty file")
+    names = [h.split(":", 1)[0].strip() for h in first[1].split("\t")]
+
+    def find(name: str) -> int:
+        if name not in names:
+            raise DataFormatError(path, 1, f"missing field {name!r} in header {names}")
+        return names.index(name)
+
+    cu, ci = find(user_field), find(item_field)
+    ct = find(time_field) if time_field is not None else None
+    need = max(c for c in (cu, ci, ct) if c is not None) + 1
+    users: dict[str, RawSession] = {}
+    for number, line in lines:
+        if not line.strip():
+            raise DataFormatError(path, number, "empty line")
+        parts = line.split("\t")
+        if len(parts) < need:
+            raise DataFormatError(
+                path, number, f"missing column: expected at least {need} fields, got {len(parts)}"
+            )
+        uid, item = parts[cu].strip(), parts[ci].strip()
+        if not uid:
+            raise DataFormatError(path, number, f"empty {user_field}")
+        if not item:
+            raise DataFormatError(path, number, f"empty {item_field}")
+        if ct is None:
+            t = float(number)
+        else:
+            try:
+                t = parse_timestamp(parts[ct])
+            except ValueError:
+                raise DataFormatError(
+                    path, number, f"invalid {time_field} {parts[ct].strip()!r}"
+                ) from None
+        user = users.get(uid)
+        if user is None:
+            user = users[uid] = RawSession(uid)
+        user.items.append(item)
+        user.timestamps.append(t)
+    out = []
+    for u in users.values():
+        order = sorted(range(len(u.items)), key=u.timestamps.__getitem__)
+        out.append(RawSession(u.session_id, [u.items[i] for i in order],
+                              [u.timestamps[i] for i in order]))
+    return out
+
+
+def leave_one_out(
+    sequences: Sequence[Sequence[int]],
+) -> dict[str, list[Sample]]:
+    r"""RecBole's leave-one-out split of sequential data (``'LS':
+    'valid_and_test'``): every sequence :obj:`s` gives the samples
+    :obj:`(s[:i], s[i])` for :obj:`i = 1 .. len(s) - 1`; per sequence the
+    last sample goes to test, the second to last to valid, the others to
+    train. A sequence with one sample keeps it in train; with two samples,
+    the first is train and the last test.
+
+    Args:
+        sequences (sequence of sequences of int): the per-user sequences,
+            sorted by time.
+
+    Returns:
+        A dict with keys :obj:`"train"`, :obj:`"valid"`, :obj:`"test"`, each
+        a list of :obj:`(prefix, label)` (train: per user, shortest prefix
+        first).
+    """
+    out: dict[str, list[Sample]] = {"train": [], "valid": [], "test": []}
+    for seq in sequences:
+        seq = list(seq)
+        samples = [(seq[:i], seq[i]) for i in range(1, len(seq))]
+        held = min(2, len(samples) - 1)  # RecBole: min(leave_one_num, count - 1)
+        if held <= 0:
+            out["train"].extend(samples)
+            continue
+        cut = len(samples) - held
+        out["train"].extend(samples[:cut])
+        if held == 2:
+            out["valid"].append(samples[cut])
+        out["test"].append(samples[-1])
+    return out

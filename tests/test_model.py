@@ -1,0 +1,216 @@
+import pytest
+import torch
+
+from gcsan_pyg import GCSAN, SessionGatedConv, build_session_batch, session_to_graph
+from gcsan_pyg.data import check_padded_sessions
+
+NUM_ITEMS = 30
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16).eval()
+
+
+def batch_of(sessions, max_len=5):
+    item_seq = torch.zeros(len(sessions), max_len, dtype=torch.long)
+    for row, s in enumerate(sessions):
+        item_seq[row, : len(s)] = torch.tensor(s)
+    return item_seq, torch.tensor([len(s) for s in sessions])
+
+
+# Bad input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "item_seq,item_seq_len,match",
+    [
+        (torch.tensor([[1, 2, 0]]), torch.tensor([0]), r"item_seq_len\[0\] = 0"),
+        (torch.tensor([[1, 2, 0]]), torch.tensor([4]), r"item_seq_len\[0\] = 4 .*L=3"),
+        (torch.tensor([[1, 0, 2]]), torch.tensor([3]), r"item_seq\[0, 1\] = 0 .*padding id 0"),
+        (torch.tensor([[1, -4, 2]]), torch.tensor([3]), r"item_seq\[0, 1\] = -4 .*negative"),
+        (torch.tensor([[1, 30, 2]]), torch.tensor([3]), r"item_seq\[0, 1\] = 30 .*num_items=30"),
+        (torch.tensor([[1.0, 2.0]]), torch.tensor([2]), r"'item_seq' .*integer dtype.*float32"),
+        (torch.tensor([[1, 2]]), torch.tensor([2.0]), r"'item_seq_len' .*integer.*float32"),
+        (torch.tensor([[1, 2]]), torch.tensor([2, 1]), r"shape \[B\]=\[1\].*\(2,\)"),
+        (torch.tensor([1, 2]), torch.tensor([2]), r"shape \[B, L\], got \(2,\)"),
+        (torch.tensor([[1, 2, 7]]), torch.tensor([2]), r"item_seq\[0, 2\] = 7 lies past"),
+    ],
+)
+def test_build_session_batch_rejects_bad_input(item_seq, item_seq_len, match):
+    with pytest.raises(ValueError, match=match):
+        check_padded_sessions(item_seq, item_seq_len, num_items=NUM_ITEMS)
+    with pytest.raises(ValueError, match=match):
+        build_session_batch(item_seq, item_seq_len, num_items=NUM_ITEMS)
+
+
+@pytest.mark.parametrize(
+    "items,match",
+    [
+        ([], "empty session"),
+        ([1, 0, 2], r"item id 0 at position 1"),
+        ([3, -1], r"item id -1 at position 1"),
+        ([1.5, 2.0], "integer item ids"),
+        ([[1, 2]], "1-D"),
+    ],
+)
+def test_session_to_graph_rejects_bad_input(items, match):
+    with pytest.raises(ValueError, match=match):
+        session_to_graph(torch.tensor(items) if items else items)
+
+
+def test_session_to_graph_checks_upper_bound():
+    with pytest.raises(ValueError, match=r"item id 30 .*< num_items=30"):
+        session_to_graph([1, 30], num_items=NUM_ITEMS)
+
+
+def test_model_rejects_out_of_range_items(model):
+    with pytest.raises(ValueError, match=r"item id 31 .*\[1, 29\]"):
+        model(session_to_graph([2, 31]))
+    with pytest.raises(ValueError, match=r"item_seq\[0, 1\] = 99"):
+        model.build_batch(*batch_of([[2, 99]]))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"num_items": 1}, "'num_items' must be >= 2"),
+        ({"weight": 1.5}, r"'weight' must lie in \[0, 1\], got 1.5"),
+        ({"loss_type": "MSE"}, "'loss_type' must be one of"),
+        ({"hidden_channels": 10, "num_heads": 3}, "not a multiple of 'num_heads'=3"),
+        ({"activation": "elu"}, "unknown activation 'elu'"),
+        ({"hidden_dropout": 1.0}, "'hidden_dropout' must lie in"),
+        ({"num_layers": 0}, "'num_layers' must be positive"),
+        ({"step": 0}, "'num_steps' must be positive"),
+    ],
+)
+def test_model_rejects_bad_hyperparameters(kwargs, match):
+    kwargs = {"num_items": NUM_ITEMS, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        GCSAN(**kwargs)
+
+
+def test_recommend_rejects_bad_k(model):
+    batch = model.build_batch(*batch_of([[1, 2]]))
+    with pytest.raises(ValueError, match=r"'k' must lie in \[1, 29\]"):
+        model.recommend(batch, k=30)
+
+
+def test_bpr_needs_negatives():
+    model = GCSAN(NUM_ITEMS, hidden_channels=8, loss_type="BPR")
+    batch = model.build_batch(*batch_of([[1, 2]]), target=torch.tensor([3]))
+    with pytest.raises(ValueError, match="needs 'neg_items'"):
+        model.loss(batch)
+
+
+# Behaviour -------------------------------------------------------------------
+
+
+def test_recommend_never_returns_padding_or_seen(model):
+    with torch.no_grad():
+        model.item_embedding.weight[0] = 100.0  # padding would top one end if not masked
+    batch = model.build_batch(*batch_of([[5, 6], [7]]))
+    top = model.recommend(batch, k=NUM_ITEMS - 1)
+    assert top.shape == (2, NUM_ITEMS - 1)
+    assert (top != 0).all()
+    assert sorted(top[0].tolist()) == list(range(1, NUM_ITEMS))
+    unseen = model.recommend(batch, k=5, exclude_seen=True)
+    assert 5 not in unseen[0].tolist() and 6 not in unseen[0].tolist()
+    assert 7 not in unseen[1].tolist()
+    with torch.no_grad():
+        scores = model.full_sort_scores(batch)
+    scores[:, 0] = scores[0, [5, 6]] = scores[1, 7] = float("-inf")
+    assert torch.equal(unseen, scores.argsort(dim=1, descending=True)[:, :5])
+
+
+def test_score_matches_full_sort(model):
+    batch = model.build_batch(*batch_of([[5, 6, 5], [7]]))
+    items = torch.tensor([3, 12])
+    with torch.no_grad():
+        full = model.full_sort_scores(batch)
+        torch.testing.assert_close(model.score(batch, items), full[torch.arange(2), items])
+
+
+def test_initialisation_scheme():
+    torch.manual_seed(1)
+    model = GCSAN(2000, hidden_channels=64, initializer_range=0.02)
+    std = model.item_embedding.weight.std().item()
+    assert 0.018 < std < 0.022
+    bound = 1 / 8
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        p = getattr(model.gnn, name)
+        assert p.abs().max() <= bound and p.abs().max() > 0.9 * bound
+    assert model.gnn.lin_in.weight.std().item() < 0.03  # re-initialised normally
+    assert (model.gnn.lin_in.bias == 0).all()
+    layer = model.encoder.layers[0]
+    assert (layer.attn_norm.weight == 1).all() and (layer.attn_norm.bias == 0).all()
+
+
+def test_training_reduces_loss():
+    torch.manual_seed(0)
+    model = GCSAN(NUM_ITEMS, hidden_channels=16, inner_channels=32)
+    # A deterministic successor rule: next item = last item + 1.
+    item_seq = torch.randint(1, NUM_ITEMS - 1, (64, 4))
+    lengths = torch.full((64,), 4)
+    batch = model.build_batch(item_seq, lengths, target=item_seq[:, -1] + 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = model.loss(batch)
+        loss.backward()
+        optimizer.step()
+        first = loss.item() if first is None else first
+    assert loss.item() < 0.5 * first
+
+
+def test_layer_repr_and_shapes():
+    conv = SessionGatedConv(8, num_steps=2)
+    assert repr(conv) == "SessionGatedConv(8, num_steps=2)"
+    graph = session_to_graph([1, 2, 2, 3])
+    out = conv(torch.randn(3, 8), graph.edge_index, graph.in_weight, graph.out_weight)
+    assert out.shape == (3, 8)
+    assert "GCSAN(num_items=30" in repr(GCSAN(NUM_ITEMS, hidden_channels=8))
+
+
+def test_conv_on_isolated_node_uses_no_bias_message():
+    # A node without edges aggregates nothing: a = 0 (the edge biases are
+    # weighted by the edges, as in the dense adjacency product).
+    conv = SessionGatedConv(4)
+    h = torch.randn(1, 4)
+    empty = torch.empty(2, 0, dtype=torch.long)
+    out = conv(h, empty, torch.empty(0), torch.empty(0))
+    expected = conv.gru_update(torch.zeros(1, 8), h)
+    torch.testing.assert_close(out, expected)
+
+
+# RecBole state dict -------------------------------------------------------------
+
+
+def test_recbole_state_dict_round_trip():
+    torch.manual_seed(0)
+    model = GCSAN(NUM_ITEMS, hidden_channels=8, num_layers=2, num_heads=2, inner_channels=12)
+    state = model.to_recbole_state_dict()
+    assert "self_attention.layer.1.multi_head_attention.query.weight" in state
+    assert "gnn.linear_edge_out.bias" in state and "gnn.w_ih" in state
+    clone = GCSAN.from_recbole(state, num_heads=2)
+    assert (clone.num_layers, clone.inner_channels, clone.hidden_channels) == (2, 12, 8)
+    for (name, a), (_, b) in zip(model.state_dict().items(), clone.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_from_recbole_reports_bad_keys_and_shapes():
+    state = GCSAN(NUM_ITEMS, hidden_channels=8).to_recbole_state_dict()
+    missing = dict(state)
+    del missing["gnn.b_hh"]
+    with pytest.raises(ValueError, match=r"missing keys \['gnn.b_hh'\]"):
+        GCSAN.from_recbole(missing)
+    extra = dict(state, **{"position_embedding.weight": torch.zeros(3, 8)})
+    with pytest.raises(ValueError, match=r"unexpected keys \['position_embedding.weight'\]"):
+        GCSAN.from_recbole(extra)
+    wrong = dict(state, **{"gnn.w_hh": torch.zeros(5, 8)})
+    with pytest.raises(ValueError, match=r"'gnn.w_hh' has shape \(5, 8\).*\(24, 8\)"):
+        GCSAN.from_recbole(wrong)
+    with pytest.raises(ValueError, match="num_items=12 does not match"):
+        GCSAN.from_recbole(state, num_items=12)

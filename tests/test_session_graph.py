@@ -1,0 +1,109 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch_geometric.data import Batch
+from torch_geometric.loader import DataLoader
+
+from gcsan_pyg import build_session_batch, session_to_graph
+from gcsan_pyg.reference import dense_session_adjacency
+
+GRAPH_KEYS = ("x", "edge_index", "in_weight", "out_weight", "alias", "batch", "ptr")
+
+
+def pad(sessions, max_len):
+    item_seq = torch.zeros(len(sessions), max_len, dtype=torch.long)
+    for row, session in enumerate(sessions):
+        item_seq[row, : len(session)] = torch.tensor(session)
+    return item_seq, torch.tensor([len(s) for s in sessions])
+
+
+def test_session_to_graph_by_hand():
+    # 3 -> 5 -> 5 -> 3 -> 9: nodes [3, 5, 9]; edges 3->5, 5->5, 5->3, 3->9.
+    graph = session_to_graph([3, 5, 5, 3, 9], target=2)
+    assert graph.x.tolist() == [3, 5, 9]
+    assert graph.alias.tolist() == [0, 1, 1, 0, 2]
+    edges = list(zip(*graph.edge_index.tolist()))
+    assert edges == [(0, 1), (0, 2), (1, 0), (1, 1)]
+    # in-degree: 3 has 1 (from 5), 5 has 2 (3, 5), 9 has 1; out-degree: 3 has 2, 5 has 2.
+    assert graph.in_weight.tolist() == [0.5, 1.0, 1.0, 0.5]
+    assert graph.out_weight.tolist() == [0.5, 0.5, 0.5, 0.5]
+    assert graph.y.tolist() == [2]
+    assert graph.num_nodes == 3
+
+
+def test_single_click_session_has_no_edge():
+    graph = session_to_graph([7])
+    assert graph.x.tolist() == [7]
+    assert graph.edge_index.shape == (2, 0)
+    assert graph.alias.tolist() == [0]
+
+
+def test_repeated_transition_is_deduplicated():
+    graph = session_to_graph([1, 2, 1, 2])
+    assert list(zip(*graph.edge_index.tolist())) == [(0, 1), (1, 0)]
+    assert graph.in_weight.tolist() == [1.0, 1.0]
+
+
+def test_dataloader_offsets_alias_and_maps_positions_to_sessions():
+    graphs = [session_to_graph(s, target=1) for s in ([4, 4, 6], [2], [6, 2, 9, 2])]
+    batch = next(iter(DataLoader(graphs, batch_size=3)))
+    assert batch.num_graphs == 3
+    assert batch.x[batch.alias].tolist() == [4, 4, 6, 2, 6, 2, 9, 2]
+    assert batch.batch[batch.alias].tolist() == [0, 0, 0, 1, 2, 2, 2, 2]
+    assert batch.y.tolist() == [1, 1, 1]
+
+
+def test_graph_matches_dense_adjacency():
+    sessions = [[3, 5, 5, 3, 9], [4], [8, 8]]
+    item_seq, lengths = pad(sessions, 6)
+    batch = build_session_batch(item_seq, lengths)
+    nodes, _, adjacency = dense_session_adjacency(item_seq.numpy())
+    for b in range(len(sessions)):
+        lo, hi = batch.ptr[b].item(), batch.ptr[b + 1].item()
+        assert batch.x[lo:hi].tolist() == nodes[b][nodes[b] > 0].tolist()
+        shift = int(len(sessions[b]) < 6)  # a padded session's first dense node is item 0
+        mask = (batch.edge_index[0] >= lo) & (batch.edge_index[0] < hi)
+        for (u, v), w_in, w_out in zip(
+            batch.edge_index[:, mask].t().tolist(),
+            batch.in_weight[mask].tolist(),
+            batch.out_weight[mask].tolist(),
+        ):
+            u, v = u - lo + shift, v - lo + shift
+            assert adjacency[b, v, u] == pytest.approx(w_in)
+            assert adjacency[b, u, 6 + v] == pytest.approx(w_out)
+        assert (adjacency[b] > 0).sum() == 2 * int(mask.sum())
+
+
+sessions_strategy = st.lists(
+    # Few distinct ids make repeats, self-loops and revisits common.
+    st.lists(st.integers(1, 6), min_size=1, max_size=9),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sessions=sessions_strategy, extra_len=st.integers(0, 3))
+def test_build_session_batch_equals_collated_graphs(sessions, extra_len):
+    max_len = max(len(s) for s in sessions) + extra_len
+    item_seq, lengths = pad(sessions, max_len)
+    targets = torch.arange(1, len(sessions) + 1)
+    built = build_session_batch(item_seq, lengths, target=targets)
+    collated = Batch.from_data_list(
+        [session_to_graph(s, target=int(t)) for s, t in zip(sessions, targets)]
+    )
+    assert built.num_graphs == collated.num_graphs == len(sessions)
+    for key in GRAPH_KEYS + ("y",):
+        assert torch.equal(built[key], collated[key]), key
+    # The positions read back the sessions.
+    flat = [item for s in sessions for item in s]
+    assert built.x[built.alias].tolist() == flat
+
+
+def test_build_session_batch_keeps_device_and_dtype():
+    item_seq, lengths = pad([[1, 2], [3]], 3)
+    batch = build_session_batch(item_seq.int(), lengths.int())
+    assert batch.x.dtype == torch.long and batch.alias.dtype == torch.long
+    assert batch.in_weight.dtype == torch.float32
+    assert batch.x.device == item_seq.device
