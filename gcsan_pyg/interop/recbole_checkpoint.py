@@ -23,6 +23,7 @@ Public API:
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import math
 import os
@@ -77,7 +78,41 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
 # Inert stand-ins for the globals a RecBole checkpoint names -------------------
 
 
-class _RecBoleConfigState:
+class _Sealed(type):
+    """Metaclass of the stand-in classes: a pickle's BUILD opcode cannot set
+    attributes on them (which would otherwise outlive the load)."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        raise UnsafeCheckpointError(f"refused to modify the stand-in {cls.__name__}")
+
+    def __delattr__(cls, name: str) -> None:
+        raise UnsafeCheckpointError(f"refused to modify the stand-in {cls.__name__}")
+
+
+class _Guarded:
+    """A shared stand-in callable that a pickle cannot modify (BUILD on it is
+    refused), only call."""
+
+    __slots__ = ("_func", "_name")
+
+    def __init__(self, func: Callable[..., Any], name: str) -> None:
+        object.__setattr__(self, "_func", func)
+        object.__setattr__(self, "_name", name)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._func(*args)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise UnsafeCheckpointError(f"refused to modify the stand-in {self._name}")
+
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafeCheckpointError(f"refused to modify the stand-in {self._name}")
+
+    def __repr__(self) -> str:
+        return f"<stand-in {self._name}>"
+
+
+class _RecBoleConfigState(metaclass=_Sealed):
     """Stand-in for ``recbole.config.configurator.Config``: only records the
     state dict the pickle gives it (``final_config_dict`` and friends)."""
 
@@ -97,27 +132,26 @@ class _RecBoleConfigState:
         raise TypeError("a RecBole Config stand-in cannot be pickled")
 
 
-class _RecBoleEnum:
+def _recbole_enum(name: str, members: Mapping[int, str]) -> _Guarded:
     """Stand-in for a RecBole ``Enum`` class: calling it with a member's value
     (how ``Enum`` members are pickled) gives the member's name."""
+    table = dict(members)
 
-    def __init__(self, name: str, members: Mapping[Any, str]) -> None:
-        self.name = name
-        self.members = dict(members)
-
-    def __call__(self, value: Any) -> str:
+    def member(value: Any) -> str:
         if not isinstance(value, (int, str)) or isinstance(value, bool):
             raise pickle.UnpicklingError(
-                f"{self.name} member value must be an int or str, got {type(value).__name__}"
+                f"{name} member value must be an int or str, got {type(value).__name__}"
             )
-        return self.members.get(value, f"{self.name}({value!r})")
+        return table.get(value, f"{name}({value!r})")  # type: ignore[arg-type]
+
+    return _Guarded(member, f"recbole.utils.enum_type.{name}")
 
 
 _DTYPE_CODE = re.compile(r"^[<>=|]?[?a-zA-Z][0-9]{0,2}$")
 _NUMERIC_KINDS = frozenset("biufc")
 
 
-class _NumpyDType:
+class _NumpyDType(metaclass=_Sealed):
     """Stand-in for ``numpy.dtype``: accepts only plain numeric dtypes (bool,
     integers, floats, complex); never structured or object dtypes."""
 
@@ -125,10 +159,10 @@ class _NumpyDType:
 
     def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
         if not isinstance(code, str) or not _DTYPE_CODE.match(code):
-            raise pickle.UnpicklingError(f"refused numpy dtype {code!r} (not a plain numeric code)")
+            raise UnsafeCheckpointError(f"refused numpy dtype {code!r} (not a plain numeric code)")
         dtype = np.dtype(code)
         if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype:
-            raise pickle.UnpicklingError(f"refused numpy dtype {code!r} (kind {dtype.kind!r})")
+            raise UnsafeCheckpointError(f"refused numpy dtype {code!r} (kind {dtype.kind!r})")
         self.dtype = dtype
 
     def __setstate__(self, state: Any) -> None:
@@ -138,7 +172,7 @@ class _NumpyDType:
             raise pickle.UnpicklingError("malformed numpy dtype state")
         byteorder, subarray, names, fields = state[1:5]
         if subarray is not None or names is not None or fields is not None:
-            raise pickle.UnpicklingError("refused structured numpy dtype")
+            raise UnsafeCheckpointError("refused structured numpy dtype")
         if byteorder in ("<", ">"):
             self.dtype = self.dtype.newbyteorder(byteorder)
         elif byteorder not in ("|", "="):
@@ -184,7 +218,7 @@ def _rebuild_tensor_v2(
     if not isinstance(requires_grad, bool):
         raise pickle.UnpicklingError("malformed tensor requires_grad flag")
     if backward_hooks or metadata:
-        raise pickle.UnpicklingError("refused tensor with backward hooks or attribute state")
+        raise UnsafeCheckpointError("refused tensor with backward hooks or attribute state")
     return torch._utils._rebuild_tensor_v2(
         storage, storage_offset, size, stride, requires_grad, OrderedDict()
     )
@@ -200,15 +234,16 @@ _MODEL_CLASS_MODULE = "recbole.model."
 #: Besides these, torch itself maps every ``*Storage`` name to its own inert
 #: storage-type marker, and any ``recbole.model.<...>.<Class>`` reference
 #: (the config's ``model_class``) becomes its dotted name as a string.
-ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+#: Read-only.
+ALLOWED_GLOBALS: Mapping[tuple[str, str], Any] = types.MappingProxyType({
     ("collections", "OrderedDict"): OrderedDict,
     ("torch", "device"): torch.device,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor_v2"): _Guarded(_rebuild_tensor_v2, "_rebuild_tensor_v2"),
     ("numpy", "dtype"): _NumpyDType,
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy._core.multiarray", "scalar"): _numpy_scalar,  # as numpy >= 2 names it
+    ("numpy.core.multiarray", "scalar"): _Guarded(_numpy_scalar, "numpy scalar"),
+    ("numpy._core.multiarray", "scalar"): _Guarded(_numpy_scalar, "numpy scalar"),  # numpy 2
     ("recbole.config.configurator", "Config"): _RecBoleConfigState,
-    ("recbole.utils.enum_type", "ModelType"): _RecBoleEnum(
+    ("recbole.utils.enum_type", "ModelType"): _recbole_enum(
         "ModelType",
         {
             1: "GENERAL",
@@ -219,14 +254,14 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
             6: "DECISIONTREE",
         },
     ),
-    ("recbole.utils.enum_type", "InputType"): _RecBoleEnum(
+    ("recbole.utils.enum_type", "InputType"): _recbole_enum(
         "InputType", {1: "POINTWISE", 2: "PAIRWISE", 3: "LISTWISE"}
     ),
-    ("recbole.utils.enum_type", "EvaluatorType"): _RecBoleEnum(
+    ("recbole.utils.enum_type", "EvaluatorType"): _recbole_enum(
         "EvaluatorType", {1: "RANKING", 2: "VALUE"}
     ),
     ("yaml.loader", "FullLoader"): "yaml.loader.FullLoader",
-}
+})  # read-only
 
 
 def _find_allowed(module: str, name: str) -> Any:
@@ -242,9 +277,21 @@ def _find_allowed(module: str, name: str) -> Any:
     ):
         return f"{module}.{name}"  # a model class reference, kept as its name only
     raise UnsafeCheckpointError(
-        f"refused global '{module}.{name}': not on the allow-list of a RecBole checkpoint "
-        "(nothing was imported or called)"
+        f"refused global '{module}.{name}'{_python3_name(module, name)}: not on the "
+        "allow-list of a RecBole checkpoint (nothing was imported or called)"
     )
+
+
+def _python3_name(module: str, name: str) -> str:
+    """``" (Python 3: 'builtins.eval')"`` for the Python 2 names protocols
+    0-2 write (``__builtin__.eval``), else ``""``; for messages only."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    else:
+        return ""
+    return f" (Python 3: '{module}.{name}')"
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -299,6 +346,10 @@ def _plain(obj: Any, seen: dict[int, Any] | None = None) -> Any:
         return type(obj)(_plain(v, seen) for v in obj)
     if isinstance(obj, (_NumpyDType, torch.device)):
         return str(obj)
+    if isinstance(obj, _Guarded):  # a bare reference to a stand-in callable
+        return obj._name
+    if obj is _RecBoleConfigState or obj is _NumpyDType:
+        return obj.__name__
     return obj
 
 
@@ -381,8 +432,8 @@ def load_recbole_checkpoint(path: PathLike) -> RecBoleCheckpoint:
         raise UnsafeCheckpointError(f"unsafe RecBole checkpoint {str(path)!r}: {exc}") from None
     except Exception as exc:
         raise CheckpointError(
-            f"cannot read RecBole checkpoint {str(path)!r} (truncated or corrupt?): "
-            f"{type(exc).__name__}: {exc}"
+            f"cannot read RecBole checkpoint {str(path)!r}: corrupt, or not a checkpoint "
+            f"({type(exc).__name__}: {exc})"
         ) from exc
     return _to_checkpoint(path, obj)
 

@@ -1,0 +1,360 @@
+"""The ``gcsan-pyg`` command line: train, evaluate, recommend, info, RecBole import/export."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from gcsan_pyg.nn.gcsan import GCSAN
+from gcsan_pyg.training.checkpoint import load_model, save_checkpoint
+from gcsan_pyg.training.evaluate import popularity_baseline
+from gcsan_pyg.training.loader import SessionSamples
+from gcsan_pyg.training.trainer import TrainConfig, Trainer
+
+log = logging.getLogger("gcsan_pyg")
+
+# Option name -> (type, help). Their defaults live in GCSAN / TrainConfig / the dataset.
+MODEL_OPTIONS: dict[str, tuple[type, str]] = {
+    "hidden_channels": (int, "embedding and state size"),
+    "num_layers": (int, "self-attention layers"),
+    "num_heads": (int, "attention heads"),
+    "inner_channels": (int, "feed-forward width"),
+    "step": (int, "gated graph cell steps"),
+    "weight": (float, "share of the self-attention output in the session vector"),
+    "hidden_dropout": (float, "dropout inside the encoder layers"),
+    "attn_dropout": (float, "dropout on attention probabilities"),
+    "activation": (str, "feed-forward activation: gelu, relu, swish, tanh, sigmoid"),
+    "layer_norm_eps": (float, "layer-norm epsilon"),
+    "initializer_range": (float, "std of the normal initialisation"),
+    "loss_type": (str, "CE (softmax over all items) or BPR (one uniform negative)"),
+    "reg_weight": (float, "weight of the embedding regulariser"),
+}
+TRAIN_OPTIONS: dict[str, tuple[type, str]] = {
+    "epochs": (int, "most epochs"),
+    "batch_size": (int, "training sessions per step"),
+    "eval_batch_size": (int, "sessions per evaluation batch"),
+    "lr": (float, "initial learning rate"),
+    "lr_step": (int, "epochs between learning-rate decays (0: never)"),
+    "lr_gamma": (float, "learning-rate decay factor"),
+    "weight_decay": (float, "Adam L2 penalty"),
+    "patience": (int, "early stopping: epochs without improvement (0: off)"),
+    "metric": (str, "validation metric for model selection, e.g. MRR@20"),
+    "seed": (int, "random seed (shuffling, initialisation, dropout)"),
+    "max_length": (int, "keep only the most recent clicks of longer sessions"),
+    "device": (str, "cpu, cuda, cuda:1, ..."),
+}
+DATA_OPTIONS: dict[str, tuple[type, str]] = {
+    "valid_fraction": (float, "share of training sessions held out for validation"),
+}
+# The defaults of `gcsan-pyg train` with no argument: the synthetic data, about a minute.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "data": "synthetic",
+    "hidden_channels": 64,
+    "epochs": 4,
+    "batch_size": 100,
+    "lr_step": 3,
+}
+
+
+def _dest(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type, str]],
+                 title: str) -> None:
+    group = parser.add_argument_group(title)
+    for name, (kind, text) in options.items():
+        group.add_argument(_dest(name), dest=name, type=kind, default=None, help=text)
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"error: config file {file} does not exist")
+    try:
+        if file.suffix == ".toml":
+            config = tomllib.loads(file.read_text())
+        else:
+            config = yaml.safe_load(file.read_text()) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        raise SystemExit(f"error: config file {file} is not valid: {error}") from error
+    if not isinstance(config, dict):
+        raise SystemExit(f"error: config file {file} must hold a mapping of option: value")
+    known = set(MODEL_OPTIONS) | set(TRAIN_OPTIONS) | set(DATA_OPTIONS)
+    known |= {"data", "root", "out", "ks", "threads", "quiet"}
+    config = {key.replace("-", "_"): value for key, value in config.items()}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise SystemExit(f"error: config file {file} has unknown options {unknown}")
+    return config
+
+
+def _merged(args: argparse.Namespace) -> dict[str, Any]:
+    """Defaults, then the config file, then explicit command-line options."""
+    values = dict(TRAIN_DEFAULTS)
+    if args.config:
+        values.update(_read_config(args.config))
+    values.update({k: v for k, v in vars(args).items() if v is not None})
+    return values
+
+
+def _load_splits(data: str, root: str, **options: Any) -> dict[str, Any]:
+    from gcsan_pyg.data.datasets import load_dataset
+
+    return {
+        split: load_dataset(data, root=root, split=split, **options)
+        for split in ("train", "valid", "test")
+    }
+
+
+def _data_options(values: dict[str, Any]) -> dict[str, Any]:
+    options = {k: values[k] for k in DATA_OPTIONS if values.get(k) is not None}
+    if values.get("max_length") is not None:
+        options["max_length"] = values["max_length"]
+    return options
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    values = _merged(args)
+    if values.get("threads"):
+        torch.set_num_threads(values["threads"])
+    start = time.perf_counter()
+    root = values.get("root", "data_cache")
+    splits = _load_splits(values["data"], root, **_data_options(values))
+    train_set = splits["train"]
+    train, valid, test = (SessionSamples.from_dataset(splits[s]) for s in splits)
+    log.info("data %s: %d train / %d valid / %d test samples, %d items",
+             values["data"], len(train), len(valid), len(test), train_set.num_items - 1)
+
+    config = TrainConfig(**{
+        f.name: values[f.name] for f in fields(TrainConfig)
+        if values.get(f.name) is not None and f.name != "progress"
+    }, progress=not values.get("quiet", False))
+    model_args = {k: values[k] for k in MODEL_OPTIONS if values.get(k) is not None}
+    torch.manual_seed(config.seed)
+    model = GCSAN(train_set.num_items, **model_args)
+    out = Path(values.get("out") or Path("runs") / Path(str(values["data"])).stem)
+    extra = {
+        "item_ids": train_set.item_ids,
+        "data": {"source": str(values["data"]), **_data_options(values)},
+    }
+    trainer = Trainer(model, config, checkpoint_dir=out, extra=extra)
+    if values.get("resume"):
+        trainer.resume(out / "last.pt")
+    trainer.fit(train, valid if len(valid) else None)
+
+    test_metrics = trainer.evaluate(test)
+    baseline = popularity_baseline(train, test, train_set.num_items, config.ks)
+    seconds = time.perf_counter() - start
+    _print_metrics({"GC-SAN (test)": test_metrics, "popularity (test)": baseline})
+    print(f"best epoch {trainer.state.best_epoch}, {seconds:.0f} s; checkpoint: {out / 'best.pt'}")
+    summary = {
+        "command": " ".join(sys.argv),
+        "data": str(values["data"]),
+        "hparams": model.hparams,
+        "train_config": {f.name: getattr(config, f.name) for f in fields(TrainConfig)},
+        "history": trainer.state.history,
+        "best_epoch": trainer.state.best_epoch,
+        "test": test_metrics,
+        "popularity_test": baseline,
+        "wall_seconds": round(seconds, 1),
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def _print_metrics(rows: dict[str, dict[str, float]]) -> None:
+    names = list(next(iter(rows.values())))
+    width = max(len(r) for r in rows)
+    print(" " * width + "  " + "  ".join(f"{n:>8}" for n in names))
+    for label, metrics in rows.items():
+        print(f"{label:<{width}}  " + "  ".join(f"{metrics[n]:8.2f}" for n in names))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    model, payload = load_model(args.checkpoint, map_location=args.device)
+    options = dict(payload.get("data", {}))
+    options.pop("source", None)
+    dataset = _load_splits(args.data, args.root, **options)[args.split]
+    if dataset.num_items != model.num_items:
+        raise SystemExit(
+            f"error: {args.data} has {dataset.num_items - 1} items, the model "
+            f"{model.num_items - 1}: not the data it was trained on"
+        )
+    config = TrainConfig(eval_batch_size=args.batch_size, device=args.device,
+                         progress=not args.quiet, max_length=options.get("max_length"))
+    metrics = Trainer(model, config).evaluate(SessionSamples.from_dataset(dataset))
+    _print_metrics({f"GC-SAN ({args.split})": metrics})
+    return 0
+
+
+def _parse_session(text: str) -> list[str]:
+    tokens = [t.strip() for t in text.replace(" ", ",").split(",") if t.strip()]
+    if not tokens:
+        raise SystemExit("error: --session is empty; give item ids like 12,7,7,31")
+    return tokens
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    model, payload = load_model(args.checkpoint)
+    item_ids: list[str] | None = payload.get("item_ids")
+    tokens = _parse_session(args.session)
+    if item_ids is not None:  # the user's own ids -> the model's
+        index = {raw: i for i, raw in enumerate(item_ids) if i > 0}
+        unknown = [t for t in tokens if t not in index]
+        if unknown:
+            raise SystemExit(f"error: items {unknown} are not in the model's catalogue")
+        session = [index[t] for t in tokens]
+    else:
+        try:
+            session = [int(t) for t in tokens]
+        except ValueError as error:
+            raise SystemExit(f"error: --session must list integer item ids: {error}") from error
+        bad = [i for i in session if not 1 <= i < model.num_items]
+        if bad:
+            raise SystemExit(f"error: item ids {bad} are outside [1, {model.num_items - 1}]")
+    max_length = payload.get("data", {}).get("max_length")
+    if max_length:  # as in training: only the most recent clicks count
+        session = session[-max_length:]
+    batch = model.build_batch(torch.tensor([session]), torch.tensor([len(session)]))
+    with torch.no_grad():
+        scores = model.full_sort_scores(batch)[0]
+        top = model.recommend(batch, k=args.k, exclude_seen=args.exclude_seen)[0]
+    results = [
+        {"rank": r + 1, "item": item_ids[i] if item_ids else i, "score": float(scores[i])}
+        for r, i in enumerate(top.tolist())
+    ]
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for row in results:
+            print(f"{row['rank']:3d}  {row['item']}  {row['score']:.4f}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    dataset = _load_splits(args.data, args.root)["train"]
+    stats = dataset.statistics()
+    print(json.dumps(stats, indent=2, default=str))
+    return 0
+
+
+def cmd_import_recbole(args: argparse.Namespace) -> int:
+    from gcsan_pyg.interop import gcsan_from_recbole_checkpoint
+
+    model, info = gcsan_from_recbole_checkpoint(args.checkpoint)
+    payload = {
+        "hparams": model.hparams,
+        "model": model.state_dict(),
+        "item_ids": None,
+        "data": {"source": f"recbole:{info.get('dataset')}",
+                 "max_length": info.get("MAX_ITEM_LIST_LENGTH")},
+        "recbole": {k: info[k] for k in ("epoch", "best_valid_score") if k in info},
+    }
+    save_checkpoint(args.out, payload)
+    print(f"wrote {args.out}: {model}")
+    return 0
+
+
+def cmd_export_recbole(args: argparse.Namespace) -> int:
+    from gcsan_pyg.interop import export_recbole_checkpoint
+
+    model, payload = load_model(args.checkpoint)
+    max_length = payload.get("data", {}).get("max_length") or args.max_length
+    export_recbole_checkpoint(model, args.out, max_seq_length=max_length)
+    print(f"wrote {args.out} (RecBole GCSAN state_dict and config)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gcsan-pyg",
+        description="GC-SAN session-based recommendation on PyTorch Geometric.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model (default: the synthetic data, ~1 min)")
+    train.add_argument("data", nargs="?", default=None,
+                       help="'synthetic' (default), a folder of train_sessions.txt + test.tsv, "
+                            "a raw Diginetica .csv, a yoochoose .dat, a click .csv/.tsv or "
+                            "a RecBole .inter file")
+    train.add_argument("--config", help="YAML or TOML file of options (command line wins)")
+    train.add_argument("--root", default=None, help="processed-data cache (default data_cache)")
+    train.add_argument("--out", default=None, help="checkpoint folder (default runs/<data>)")
+    train.add_argument("--resume", action="store_true", default=None,
+                       help="continue from <out>/last.pt")
+    train.add_argument("--ks", type=lambda s: tuple(int(k) for k in s.split(",")), default=None,
+                       help="metric cut-offs, e.g. 10,20")
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--quiet", action="store_true", default=None, help="no progress bars")
+    _add_options(train, MODEL_OPTIONS, "model")
+    _add_options(train, TRAIN_OPTIONS, "training")
+    _add_options(train, DATA_OPTIONS, "data")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a checkpoint on a dataset split")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("data")
+    evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    evaluate.add_argument("--root", default="data_cache")
+    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    recommend = sub.add_parser("recommend", help="top-k next items for a new session")
+    recommend.add_argument("checkpoint")
+    recommend.add_argument("--session", required=True,
+                           help="the clicks so far, in your own item ids: 12,7,7,31")
+    recommend.add_argument("-k", type=int, default=20, help="how many items (default 20)")
+    recommend.add_argument("--exclude-seen", action="store_true",
+                           help="never recommend an item of the session")
+    recommend.add_argument("--json", action="store_true", help="print JSON")
+    recommend.set_defaults(func=cmd_recommend)
+
+    info = sub.add_parser("info", help="dataset statistics")
+    info.add_argument("data")
+    info.add_argument("--root", default="data_cache")
+    info.set_defaults(func=cmd_info)
+
+    imp = sub.add_parser("import-recbole", help="RecBole GCSAN checkpoint -> gcsan_pyg checkpoint")
+    imp.add_argument("checkpoint")
+    imp.add_argument("out")
+    imp.set_defaults(func=cmd_import_recbole)
+
+    exp = sub.add_parser("export-recbole", help="gcsan_pyg checkpoint -> RecBole-style file")
+    exp.add_argument("checkpoint")
+    exp.add_argument("out")
+    exp.add_argument("--max-length", type=int, default=50,
+                     help="MAX_ITEM_LIST_LENGTH to record when the checkpoint has none")
+    exp.set_defaults(func=cmd_export_recbole)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+    )
+    torch.set_flush_denormal(True)  # tiny Adam moments otherwise slow the CPU down
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
