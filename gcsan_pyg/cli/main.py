@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
@@ -109,8 +110,13 @@ def _merged(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load_splits(data: str, root: str, **options: Any) -> dict[str, Any]:
-    from gcsan_pyg.data.datasets import load_dataset
+    from gcsan_pyg.data.datasets import load_dataset, resolve_dataset_class
 
+    cls, _ = resolve_dataset_class(data)
+    accepted = inspect.signature(cls.__init__).parameters
+    unsupported = sorted(set(options) - set(accepted))
+    if unsupported:
+        raise ValueError(f"options {unsupported} do not apply to {data} ({cls.__name__})")
     return {
         split: load_dataset(data, root=root, split=split, **options)
         for split in ("train", "valid", "test")

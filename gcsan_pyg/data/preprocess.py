@@ -84,9 +84,10 @@ class SRGNNSplit:
 def srgnn_pipeline(
     sess_clicks: dict[str, list[str]],
     sess_date: dict[str, float],
-    test_days: float,
+    test_days: float | None = None,
     min_item_support: int = 5,
     fraction: int = 1,
+    test_fraction: float | None = None,
 ) -> SRGNNSplit:
     r"""Runs steps 3 to 6 of SR-GNN's preprocessing (see the module doc) on
     sessions of raw item ids.
@@ -95,16 +96,23 @@ def srgnn_pipeline(
         sess_clicks (dict): raw session id -> raw item ids in click order; the
             dict order is the order of first appearance.
         sess_date (dict): raw session id -> session date (unix seconds).
-        test_days (float): the length of the test period, in days.
+        test_days (float, optional): the length of the test period, in days.
         min_item_support (int, optional): items seen fewer times are dropped.
             (default: :obj:`5`)
         fraction (int, optional): keep the most recent :obj:`1/fraction` of
             the training data (SR-GNN's ``yoochoose1_64``: 64).
             (default: :obj:`1`)
+        test_fraction (float, optional): instead of :obj:`test_days`, the
+            most recent :obj:`test_fraction` of the (filtered, date-sorted)
+            sessions are test (rounded down).
 
     Returns:
         An :class:`SRGNNSplit`.
     """
+    if (test_days is None) == (test_fraction is None):
+        raise ValueError("give exactly one of 'test_days' and 'test_fraction'")
+    if test_fraction is not None and not 0 <= test_fraction < 1:
+        raise ValueError(f"'test_fraction' must be in [0, 1), got {test_fraction}")
     if fraction < 1:
         raise ValueError(f"'fraction' must be >= 1, got {fraction}")
     clicks = {s: c for s, c in sess_clicks.items() if len(c) > 1}
@@ -121,10 +129,15 @@ def srgnn_pipeline(
         return SRGNNSplit([], [], [PAD_TOKEN], [], [])
 
     dates = [(s, sess_date[s]) for s in kept]
-    max_date = max(d for _, d in dates)
-    split_date = max_date - 86400 * test_days
-    train = sorted((x for x in dates if x[1] < split_date), key=lambda x: x[1])
-    test = sorted((x for x in dates if x[1] > split_date), key=lambda x: x[1])
+    if test_days is not None:
+        max_date = max(d for _, d in dates)
+        split_date = max_date - 86400 * test_days
+        train = sorted((x for x in dates if x[1] < split_date), key=lambda x: x[1])
+        test = sorted((x for x in dates if x[1] > split_date), key=lambda x: x[1])
+    else:
+        dates.sort(key=lambda x: x[1])
+        num_test = int(len(dates) * test_fraction)
+        train, test = dates[: len(dates) - num_test], dates[len(dates) - num_test:]
 
     item_dict: dict[str, int] = {}
     item_ids = [PAD_TOKEN]

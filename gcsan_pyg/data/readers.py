@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 PathLike = str | os.PathLike
 #: One training/test sample: the input prefix and the next item (label).
@@ -55,13 +55,17 @@ def _iter_lines(path: PathLike) -> Iterator[tuple[int, str]]:
     r"""Yields :obj:`(line_number, line)` without the line break. Blank lines
     at the very end of the file are dropped; other blank lines are kept (the
     callers reject them)."""
+    blank: list[tuple[int, str]] = []  # held back until a non-blank line follows
     with open(path, encoding="utf-8", newline=None) as f:
-        lines = f.read().split("\n")
-    end = len(lines)
-    while end > 0 and not lines[end - 1].strip():
-        end -= 1
-    for number in range(end):
-        yield number + 1, lines[number].rstrip("\r")
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                blank.append((number, line))
+                continue
+            if blank:
+                yield from blank
+                blank.clear()
+            yield number, line
 
 
 def _parse_ids(path: PathLike, number: int, text: str, what: str) -> list[int]:
@@ -235,7 +239,7 @@ def parse_timestamp(text: str) -> float:
     iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
     stamp = datetime.fromisoformat(iso)
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
+        stamp = stamp.replace(tzinfo=UTC)
     return stamp.timestamp()
 
 

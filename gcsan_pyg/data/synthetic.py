@@ -1,0 +1,127 @@
+"""A seeded synthetic session generator with learnable structure.
+
+Sessions are walks of a sparse first-order Markov chain over the items:
+every item has a few successors (drawn with a Zipf-like popularity skew)
+with decreasing transition probabilities, and with a small probability the
+walk jumps to a popular item instead. A model that learns the transitions
+beats popularity by a wide margin, which makes the data useful for smoke
+tests of training.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gcsan_pyg.data.readers import Sample, augment_prefixes
+
+
+@dataclass
+class SyntheticSessions:
+    r"""The output of :func:`generate_synthetic_sessions`.
+
+    Attributes:
+        train_sessions (list of list of int): the training sessions.
+        test_sessions (list of list of int): the test sessions.
+        num_items (int): the number of real items; ids are
+            :obj:`1 .. num_items` and the item table (padding 0 included)
+            has :obj:`num_items + 1` rows.
+    """
+
+    train_sessions: list[list[int]]
+    test_sessions: list[list[int]]
+    num_items: int
+
+    @property
+    def test_samples(self) -> list[Sample]:
+        """The test :obj:`(prefix, label)` samples (SR-GNN augmentation of
+        the test sessions)."""
+        return augment_prefixes(self.test_sessions)
+
+    @property
+    def train_samples(self) -> list[Sample]:
+        """The training samples (SR-GNN augmentation)."""
+        return augment_prefixes(self.train_sessions)
+
+
+def generate_synthetic_sessions(
+    num_items: int = 1000,
+    num_train_sessions: int = 3000,
+    num_test_sessions: int = 750,
+    seed: int = 0,
+    num_successors: int = 4,
+    zipf_exponent: float = 1.1,
+    noise: float = 0.1,
+    mean_length: float = 5.0,
+    max_length: int = 20,
+) -> SyntheticSessions:
+    r"""Generates sessions from a random sparse Markov chain over items.
+
+    Args:
+        num_items (int, optional): the number of items (ids
+            :obj:`1 .. num_items`). (default: :obj:`1000`)
+        num_train_sessions (int, optional): training sessions.
+            (default: :obj:`3000`)
+        num_test_sessions (int, optional): test sessions.
+            (default: :obj:`750`)
+        seed (int, optional): the random seed; equal seeds and options give
+            equal output. (default: :obj:`0`)
+        num_successors (int, optional): successors of each item; their
+            transition probabilities halve from one to the next.
+            (default: :obj:`4`)
+        zipf_exponent (float, optional): popularity of the item of rank
+            :math:`r` is proportional to :math:`r^{-a}`. (default: :obj:`1.1`)
+        noise (float, optional): probability that a step jumps to an item
+            drawn by popularity instead. (default: :obj:`0.1`)
+        mean_length (float, optional): mean session length (geometric,
+            at least 2). (default: :obj:`5.0`)
+        max_length (int, optional): longest session. (default: :obj:`20`)
+
+    Returns:
+        A :class:`SyntheticSessions` (every session has length
+        :math:`\geq 2`).
+    """
+    if num_items < 2:
+        raise ValueError(f"'num_items' must be >= 2, got {num_items}")
+    if num_train_sessions < 0 or num_test_sessions < 0:
+        raise ValueError("session counts must be >= 0")
+    if num_successors < 1:
+        raise ValueError(f"'num_successors' must be >= 1, got {num_successors}")
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"'noise' must be in [0, 1], got {noise}")
+    if max_length < 2 or mean_length < 2:
+        raise ValueError("'mean_length' and 'max_length' must be >= 2")
+
+    rng = np.random.default_rng(seed)
+    # Zipf-like popularity over a random order of the items (0-based here).
+    ranks = rng.permutation(num_items) + 1
+    popularity = ranks.astype(np.float64) ** -zipf_exponent
+    popularity /= popularity.sum()
+
+    # Successors follow a milder skew than the starts and jumps so that the
+    # chain, not popularity alone, explains most transitions.
+    succ_pop = np.sqrt(popularity)
+    succ_pop /= succ_pop.sum()
+    succ = rng.choice(num_items, size=(num_items, num_successors), p=succ_pop)
+    weights = 0.5 ** np.arange(num_successors)
+    cum = np.cumsum(weights / weights.sum())
+    cum[-1] = 1.0
+
+    total = num_train_sessions + num_test_sessions
+    # length = 2 + Geometric(p) - 1 has mean 1 + 1/p = mean_length.
+    p = 1.0 / (mean_length - 1.0)
+    lengths = np.minimum(1 + rng.geometric(p, size=total), max_length)
+    walk = np.zeros((total, max_length), dtype=np.int64)
+    walk[:, 0] = rng.choice(num_items, size=total, p=popularity)
+    for t in range(1, max_length):
+        cur = walk[:, t - 1]
+        pick = np.searchsorted(cum, rng.random(total), side="right")
+        nxt = succ[cur, np.minimum(pick, num_successors - 1)]
+        jump = rng.random(total) < noise
+        nxt[jump] = rng.choice(num_items, size=int(jump.sum()), p=popularity)
+        walk[:, t] = nxt
+    walk += 1  # ids from 1
+    sessions = [row[:n].tolist() for row, n in zip(walk, lengths)]
+    return SyntheticSessions(
+        sessions[:num_train_sessions], sessions[num_train_sessions:], num_items
+    )
