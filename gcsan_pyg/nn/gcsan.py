@@ -5,12 +5,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from torch_geometric.utils import cumsum, degree, to_dense_batch
+from torch_geometric.utils import cumsum, degree
 
 from gcsan_pyg.data.session_batch import build_session_batch
+from gcsan_pyg.nn.full_softmax import full_softmax_cross_entropy
 from gcsan_pyg.nn.self_attention import SelfAttentionEncoder
 from gcsan_pyg.nn.session_gated_conv import SessionGatedConv
 
@@ -175,10 +175,7 @@ class GCSAN(nn.Module):
         # last click sits just before the next session's first one.
         session_len = degree(click_session, num_sessions, dtype=torch.long)
         last_click = cumsum(session_len)[1:] - 1
-        dense, _ = to_dense_batch(seq_hidden, click_session, batch_size=num_sessions)
-        encoded = self.encoder(dense)
-        arange = torch.arange(num_sessions, device=dense.device)
-        attn_last = encoded[arange, session_len - 1]
+        attn_last = self.encoder(seq_hidden, click_session, last_click)
         return self.weight * attn_last + (1.0 - self.weight) * seq_hidden[last_click]
 
     def build_batch(
@@ -239,14 +236,16 @@ class GCSAN(nn.Module):
             if target is None:
                 raise ValueError("no 'target' given and the batch has no 'y'")
         seq_output = self(batch)
-        if self.loss_type == "BPR":
-            if neg_items is None:
-                raise ValueError("loss_type='BPR' needs 'neg_items'")
-            pos_score = (seq_output * self.item_embedding(target)).sum(-1)
-            neg_score = (seq_output * self.item_embedding(neg_items)).sum(-1)
-            loss = -torch.log(1e-10 + torch.sigmoid(pos_score - neg_score)).mean()
-        else:
-            loss = F.cross_entropy(seq_output @ self.item_embedding.weight.t(), target)
+        if self.loss_type == "CE":
+            # CE + regulariser in one fused op (see full_softmax_cross_entropy).
+            return full_softmax_cross_entropy(
+                seq_output, self.item_embedding.weight, target, self.reg_weight
+            )
+        if neg_items is None:
+            raise ValueError("loss_type='BPR' needs 'neg_items'")
+        pos_score = (seq_output * self.item_embedding(target)).sum(-1)
+        neg_score = (seq_output * self.item_embedding(neg_items)).sum(-1)
+        loss = -torch.log(1e-10 + torch.sigmoid(pos_score - neg_score)).mean()
         return loss + self.reg_weight * self.embedding_regularizer()
 
     def embedding_regularizer(self) -> Tensor:

@@ -1,11 +1,13 @@
 """The causal post-LayerNorm self-attention encoder of GC-SAN."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.utils import scatter, softmax, to_dense_batch
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu": F.gelu,  # the exact (erf) form, as in the reference
@@ -76,6 +78,7 @@ class SelfAttentionLayer(nn.Module):
         self.dropout = nn.Dropout(hidden_dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        r"""Every position of right-padded sequences :obj:`x` :math:`(B, L, F)`."""
         batch_size, seq_len, channels = x.shape
         qkv = self.qkv(x).view(batch_size, seq_len, 3, self.num_heads, -1)
         query, key, value = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, F / heads]
@@ -87,21 +90,60 @@ class SelfAttentionLayer(nn.Module):
             is_causal=True,
         )
         context = context.transpose(1, 2).reshape(batch_size, seq_len, channels)
+        return self._feed_forward(x, context)
+
+    def forward_last(self, x: Tensor, click_session: Tensor, last_click: Tensor) -> Tensor:
+        r"""Only the output at each session's last click, from the flat,
+        unpadded click states :obj:`x` :math:`(P, F)`, with
+        :obj:`click_session` :math:`(P)` and the index :obj:`last_click`
+        :math:`(B)` of every session's last click.
+
+        The last click attends to every click of its session (causality
+        excludes nothing before it), so the attention is a softmax over each
+        session's clicks: :math:`O(P)` work instead of :math:`O(B L^2)`.
+        """
+        num_clicks, channels = x.shape
+        num_sessions = last_click.numel()
+        heads = self.num_heads
+        weight, bias = self.qkv.weight, self.qkv.bias
+        x_last = x[last_click]
+        query = F.linear(x_last, weight[:channels], bias[:channels])
+        key_value = F.linear(x, weight[channels:], bias[channels:])
+        key, value = key_value.view(num_clicks, 2, heads, -1).unbind(dim=1)
+        query = query.view(num_sessions, heads, -1)
+        logits = (query[click_session] * key).sum(dim=-1) / math.sqrt(key.size(-1))
+        attn = softmax(logits, click_session, num_nodes=num_sessions)  # [P, heads]
+        attn = F.dropout(attn, self.attn_dropout, self.training)
+        context = scatter(
+            attn.unsqueeze(-1) * value, click_session, dim=0, dim_size=num_sessions, reduce="sum"
+        )
+        return self._feed_forward(x_last, context.view(num_sessions, channels))
+
+    def _feed_forward(self, x: Tensor, context: Tensor) -> Tensor:
         x = self.attn_norm(x + self.dropout(self.attn_out(context)))
         return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
 
 
 class SelfAttentionEncoder(nn.Module):
-    r"""A stack of :class:`SelfAttentionLayer` over right-padded sequences.
+    r"""A stack of :class:`SelfAttentionLayer` over the clicks of a batch of
+    sessions, returning the output at each session's last click.
 
-    Only a causal mask is applied: position :math:`t` of a right-padded
-    session sees positions :math:`\leq t`, which are all real clicks, so the
-    outputs at every real click equal those of a causal + padding mask (the
-    reference's), and padded positions never reach a real one.
+    GC-SAN only reads the last click of the final layer, so that layer runs
+    :meth:`SelfAttentionLayer.forward_last` on the flat clicks: no padding
+    and one query per session. Earlier layers (if any) need every position
+    and run causally on sequences padded to the batch's longest session;
+    position :math:`t` of a right-padded session sees positions
+    :math:`\leq t`, all real clicks, so a causal mask alone gives the
+    outputs of the reference's causal + padding mask.
+
+    Args:
+        num_layers (int): number of layers.
+        **layer_kwargs: arguments of :class:`SelfAttentionLayer`.
 
     Shapes:
-        - **input:** :math:`(B, L, F)`
-        - **output:** :math:`(B, L, F)`
+        - **input:** click states :math:`(P, F)`, click-to-session index
+          :math:`(P)` (sorted, clicks in order), last-click index :math:`(B)`
+        - **output:** :math:`(B, F)`
     """
 
     def __init__(self, num_layers: int, **layer_kwargs) -> None:
@@ -112,7 +154,10 @@ class SelfAttentionEncoder(nn.Module):
             [SelfAttentionLayer(**layer_kwargs) for _ in range(num_layers)]
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
+    def forward(self, x: Tensor, click_session: Tensor, last_click: Tensor) -> Tensor:
+        if len(self.layers) > 1:
+            dense, mask = to_dense_batch(x, click_session, batch_size=last_click.numel())
+            for layer in self.layers[:-1]:
+                dense = layer(dense)
+            x = dense[mask]
+        return self.layers[-1].forward_last(x, click_session, last_click)
