@@ -27,6 +27,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from gcsan_pyg.data.readers import augment_prefixes, read_samples  # noqa: E402
+
 DIGINETICA_NUM_ITEMS = 43_098  # max item id 43,097 + the padding id 0
 
 
@@ -47,44 +49,20 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 def read_test_tsv(path: Path, limit: int | None = None) -> tuple[list[list[int]], list[int]]:
-    """Parses ``prefix<TAB>label`` lines (comma-separated item ids)."""
-    prefixes: list[list[int]] = []
-    labels: list[int] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                prefix, label = line.split("\t")
-                prefixes.append([int(i) for i in prefix.split(",")])
-                labels.append(int(label))
-            except ValueError as err:
-                raise ValueError(f"{path}:{line_no}: not 'prefix<TAB>label': {line!r}") from err
-            if limit is not None and len(prefixes) >= limit:
-                break
-    return prefixes, labels
-
-
-def read_sessions(path: Path) -> list[list[int]]:
-    """Parses one comma-separated session per line."""
-    with open(path, encoding="utf-8") as handle:
-        return [[int(i) for i in line.split(",")] for line in handle if line.strip()]
+    """The (prefixes, labels) of an SR-GNN ``test.tsv`` (the first :obj:`limit`)."""
+    samples = read_samples(path)[:limit]
+    return [list(prefix) for prefix, _ in samples], [label for _, label in samples]
 
 
 def srgnn_augment(sessions: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[int]]:
-    """SR-GNN sequence splitting: for every session ``s`` and ``i = 1 .. len(s)-1``,
-    the sample ``(s[:-i], s[-i])``."""
-    prefixes: list[list[int]] = []
-    labels: list[int] = []
-    for s in sessions:
-        for i in range(1, len(s)):
-            prefixes.append(list(s[:-i]))
-            labels.append(s[-i])
-    return prefixes, labels
+    """SR-GNN sequence splitting, as (prefixes, labels)."""
+    samples = augment_prefixes(sessions)
+    return [list(prefix) for prefix, _ in samples], [label for _, label in samples]
 
 
-def pad_sessions(prefixes: Sequence[Sequence[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sessions(
+    prefixes: Sequence[Sequence[int]], max_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ``item_seq [B, max_len]`` and ``item_seq_len [B]``; longer
     sessions keep their last (most recent) ``max_len`` clicks, as RecBole does."""
     item_seq = np.zeros((len(prefixes), max_len), dtype=np.int64)
@@ -262,18 +240,26 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _relative(arg: str) -> str:
+    """A path inside the repository as the repository-relative path a rerun would use."""
+    path = Path(arg)
+    if path.is_absolute() and path.is_relative_to(REPO):
+        return str(path.relative_to(REPO))
+    return arg
+
+
 def environment(argv: Sequence[str] | None, script: str) -> dict[str, Any]:
     """What produced a result: command, versions, threads, CPU, date, load."""
     import torch_geometric
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = [_relative(a) for a in (sys.argv[1:] if argv is None else argv)]
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         affinity = os.cpu_count()
     return {
         "command": " ".join(["python", f"benchmarks/{script}", *args]),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_geometric": torch_geometric.__version__,
@@ -285,14 +271,47 @@ def environment(argv: Sequence[str] | None, script: str) -> dict[str, Any]:
         "cpus_usable": affinity,
         "platform": platform.platform(),
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "contention_probe_at_start": contention_probe(),
+    }
+
+
+def contention_probe(numel: int = 100_000, calls: int = 30) -> dict[str, Any]:
+    """Median time of one small element-wise op (``x + x`` on :obj:`numel`
+    int64) at the configured thread count and at one thread. On a machine
+    whose cores are busy with other work, a multi-threaded op waits for a
+    descheduled worker thread, so the first number can be many times the
+    second; this inflates every small op of a run, not its big matmuls."""
+    x = torch.arange(numel)
+    threads = torch.get_num_threads()
+
+    def probe() -> float:
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            x + x  # noqa: B018
+            times.append(time.perf_counter() - start)
+        return median(times) * 1e6
+
+    configured = probe()
+    torch.set_num_threads(1)
+    try:
+        single = probe()
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "op": f"x + x, {numel:,} int64",
+        f"median_us_at_{threads}_threads": round(configured, 2),
+        "median_us_at_1_thread": round(single, 2),
     }
 
 
 def write_json(out_dir: Path, name: str, payload: dict[str, Any]) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    env = payload.setdefault("environment", {})
     if hasattr(os, "getloadavg"):
-        payload.setdefault("environment", {})["load_average_at_end"] = list(os.getloadavg())
+        env["load_average_at_end"] = list(os.getloadavg())
+    env["contention_probe_at_end"] = contention_probe()
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     return path
@@ -307,7 +326,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |",
         "|" + "|".join("-" * (w + 2) for w in widths) + "|",
     ]
-    lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines += [
+        "| " + " | ".join(c.ljust(w) if isinstance(v, str) else c.rjust(w)
+                          for c, v, w in zip(r, row, widths)) + " |"
+        for r, row in zip(cells, rows)
+    ]
     return "\n".join(lines)
 
 
@@ -325,3 +348,39 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def evaluate_targets(targets: list[dict]) -> list[dict]:
+    """Fills each target's ``met`` from ``value`` and ``threshold``."""
+    for t in targets:
+        if t["value"] is None:
+            t["met"] = None
+        elif t.get("higher_is_better", True):
+            t["met"] = bool(t["value"] >= t["threshold"])
+        else:
+            t["met"] = bool(t["value"] <= t["threshold"])
+    return targets
+
+
+def env_line(payload: dict) -> str:
+    env = payload["environment"]
+    line = (f"`{env['command']}`; torch {env['torch']}, PyG {env['torch_geometric']}, "
+            f"{env['torch_num_threads']} threads, {env['cpu_model']}, {env['date']}")
+    probes = [env.get(k) for k in ("contention_probe_at_start", "contention_probe_at_end")]
+    threads = env["torch_num_threads"]
+    if all(probes) and threads > 1:
+        key = f"median_us_at_{threads}_threads"
+        worst = max(probes, key=lambda p: p[key] / p["median_us_at_1_thread"])
+        line += (f"; contention probe (`{worst['op']}`): {worst[key]:,.0f} us at {threads} "
+                 f"threads vs {worst['median_us_at_1_thread']:,.0f} us at 1 thread")
+    return line
+
+
+def render_targets(payload: dict) -> str:
+    rows = []
+    for t in payload.get("targets", []):
+        op = ">=" if t.get("higher_is_better", True) else "<="
+        value = "not measured" if t["value"] is None else t["value"]
+        met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+        rows.append([t["name"], value, f"{op} {t['threshold']}", met])
+    return format_table(["target", "measured", "wanted", "met"], rows) if rows else ""

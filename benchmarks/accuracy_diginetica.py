@@ -37,7 +37,7 @@ SETTINGS = [
     "--weight", "0.6",
     "--hidden-dropout", "0.2",
     "--attn-dropout", "0.2",
-    "--epochs", "8",
+    "--epochs", "6",
     "--batch-size", "100",
     "--lr", "0.001",
     "--lr-step", "3",

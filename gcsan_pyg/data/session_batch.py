@@ -6,7 +6,9 @@ from torch import Tensor
 from torch_geometric.data import Batch
 from torch_geometric.utils import cumsum, degree
 
-from gcsan_pyg.data.session_graph import SessionData
+from gcsan_pyg.data.session_graph import SessionData, transition_edges
+
+_INT64_MAX = 2**63 - 1
 
 
 def check_padded_sessions(
@@ -18,6 +20,8 @@ def check_padded_sessions(
     are not valid right-padded sessions (see :func:`build_session_batch`)."""
     if not isinstance(item_seq, Tensor) or not isinstance(item_seq_len, Tensor):
         raise ValueError("'item_seq' and 'item_seq_len' must be tensors")
+    if num_items is not None and not 1 <= num_items <= _INT64_MAX:
+        raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
     for name, t in (("item_seq", item_seq), ("item_seq_len", item_seq_len)):
         if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
             raise ValueError(f"'{name}' must have an integer dtype, got {t.dtype}")
@@ -104,17 +108,24 @@ def build_session_batch(
     # One unique over (session, item) keys gives the nodes of all sessions at
     # once, sorted by session then item id, and every click's node (alias).
     stride = num_items if num_items is not None else int(clicks.max()) + 1
-    node_key, alias = torch.unique(click_session * stride + clicks, return_inverse=True)
+    distinct = None
+    if batch_size * stride > _INT64_MAX:  # keys would overflow int64: rank the ids first
+        distinct, ranks = torch.unique(clicks, return_inverse=True)
+        stride = distinct.numel()
+    else:
+        ranks = clicks
+    node_key, alias = torch.unique(click_session * stride + ranks, return_inverse=True)
     x = node_key % stride
+    if distinct is not None:
+        x = distinct[x]
     node_session = node_key // stride
     num_nodes = node_key.numel()
 
     # Consecutive clicks of the same session are the transitions.
     same_session = click_session[1:] == click_session[:-1]
-    edge_key = torch.unique(alias[:-1][same_session] * num_nodes + alias[1:][same_session])
-    edge_index = torch.stack([edge_key // num_nodes, edge_key % num_nodes])
-    in_weight = degree(edge_index[1], num_nodes).reciprocal()[edge_index[1]]
-    out_weight = degree(edge_index[0], num_nodes).reciprocal()[edge_index[0]]
+    edge_index, in_weight, out_weight = transition_edges(
+        alias[:-1][same_session], alias[1:][same_session], num_nodes
+    )
 
     ptr = cumsum(degree(node_session, batch_size, dtype=torch.long))
     batch = Batch(

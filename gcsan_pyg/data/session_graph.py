@@ -38,6 +38,23 @@ class SessionData(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
+def transition_edges(
+    src: Tensor, dst: Tensor, num_nodes: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The deduplicated edges :math:`src_i \to dst_i`, sorted by (source,
+    target), and their GC-SAN weights: :math:`1/\deg_{in}` of the target and
+    :math:`1/\deg_{out}` of the source, degrees counted on the deduplicated
+    edges."""
+    edge_key = torch.unique(src * num_nodes + dst)
+    edge_index = torch.stack([edge_key // num_nodes, edge_key % num_nodes])
+    in_weight = degree(edge_index[1], num_nodes).reciprocal()[edge_index[1]]
+    out_weight = degree(edge_index[0], num_nodes).reciprocal()[edge_index[0]]
+    return edge_index, in_weight, out_weight
+
+
+_INT64_MAX = 2**63 - 1
+
+
 def session_to_graph(
     items: Sequence[int] | Tensor,
     target: int | None = None,
@@ -59,7 +76,12 @@ def session_to_graph(
             included); when given, ids :math:`\geq` :obj:`num_items` are
             rejected.
     """
-    seq = torch.as_tensor(items)
+    if num_items is not None and not 1 <= num_items <= _INT64_MAX:
+        raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
+    try:
+        seq = torch.as_tensor(items)
+    except (TypeError, RuntimeError, OverflowError) as error:  # e.g. ids beyond int64
+        raise ValueError(f"'items' must be integer item ids (64-bit): {error}") from None
     if seq.dim() != 1:
         raise ValueError(f"'items' must be a 1-D sequence, got shape {tuple(seq.shape)}")
     if seq.numel() == 0:
@@ -77,12 +99,7 @@ def session_to_graph(
         )
 
     x, alias = torch.unique(seq, sorted=True, return_inverse=True)
-    num_nodes = x.numel()
-    pairs = alias[:-1] * num_nodes + alias[1:]
-    pairs = torch.unique(pairs)
-    edge_index = torch.stack([pairs // num_nodes, pairs % num_nodes])
-    in_weight = degree(edge_index[1], num_nodes).reciprocal()[edge_index[1]]
-    out_weight = degree(edge_index[0], num_nodes).reciprocal()[edge_index[0]]
+    edge_index, in_weight, out_weight = transition_edges(alias[:-1], alias[1:], x.numel())
 
     data = SessionData(
         x=x,
@@ -92,7 +109,7 @@ def session_to_graph(
         alias=alias,
     )
     if target is not None:
-        if int(target) < 1 or (num_items is not None and int(target) >= num_items):
+        if not 1 <= int(target) < (num_items if num_items is not None else _INT64_MAX + 1):
             raise ValueError(f"target item id {int(target)} is invalid")
         data.y = torch.tensor([int(target)])
     return data

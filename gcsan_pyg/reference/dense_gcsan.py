@@ -27,29 +27,36 @@ def dense_session_adjacency(item_seq: np.ndarray) -> tuple[np.ndarray, np.ndarra
     adjacency :obj:`[B, L, 2L]` whose first half holds
     :math:`A^{in}_{vu} = 1/\deg_{in}(v)` and second half
     :math:`A^{out}_{uv} = 1/\deg_{out}(u)` for every distinct edge
-    :math:`u \to v`."""
+    :math:`u \to v`.
+
+    It follows the reference step by step, cost included: a node lookup
+    (:func:`numpy.where`) per transition and per position, a float64
+    :math:`L \times L` matrix per session."""
     batch_size, max_len = item_seq.shape
-    nodes = np.zeros((batch_size, max_len), dtype=np.int64)
-    alias = np.zeros((batch_size, max_len), dtype=np.int64)
-    adjacency = np.zeros((batch_size, max_len, 2 * max_len), dtype=np.float32)
-    for b in range(batch_size):
-        session = item_seq[b]
+    nodes, alias, adjacency = [], [], []
+    for session in item_seq:
         distinct = np.unique(session)  # includes 0 when the session is padded
-        nodes[b, : len(distinct)] = distinct
-        position_node = np.searchsorted(distinct, session)
-        alias[b] = position_node
-        edges = np.zeros((max_len, max_len), dtype=np.float32)
+        nodes.append(np.concatenate([distinct, np.zeros(max_len - len(distinct), np.int64)]))
+        edges = np.zeros((max_len, max_len))
         for t in range(max_len - 1):
             if session[t + 1] == 0:
                 break
-            edges[position_node[t], position_node[t + 1]] = 1.0
+            u = np.where(distinct == session[t])[0][0]
+            v = np.where(distinct == session[t + 1])[0][0]
+            edges[u][v] = 1
         in_degree = edges.sum(axis=0)
-        in_degree[in_degree == 0] = 1.0
+        in_degree[in_degree == 0] = 1
         out_degree = edges.sum(axis=1)
-        out_degree[out_degree == 0] = 1.0
-        adjacency[b, :, :max_len] = (edges / in_degree).T
-        adjacency[b, :, max_len:] = edges / out_degree[:, None]
-    return nodes, alias, adjacency
+        out_degree[out_degree == 0] = 1
+        incoming = edges / in_degree  # column v scaled by 1 / deg_in(v)
+        outgoing = edges.T / out_degree  # column u scaled by 1 / deg_out(u)
+        adjacency.append(np.concatenate([incoming, outgoing]).T)
+        alias.append([np.where(distinct == item)[0][0] for item in session])
+    return (
+        np.asarray(nodes, dtype=np.int64),
+        np.asarray(alias, dtype=np.int64),
+        np.asarray(adjacency, dtype=np.float32),
+    )
 
 
 class DenseGNN(nn.Module):

@@ -1,0 +1,193 @@
+"""Full-sort top-20 inference (eval mode, no_grad) of GCSAN vs DenseGCSAN from
+identical weights on identical batches, against the scoring alone.
+
+    python benchmarks/bench_inference.py [--quick] [--threads N] [--hidden H]
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import _common as C
+import torch
+
+from gcsan_pyg.data import build_session_batch
+
+NAME = "inference"
+K = 20
+DESCRIPTIONS = {
+    "ours": "build_session_batch(item_seq, item_seq_len, num_items=...) + GCSAN.recommend(batch, "
+    "k=20) (full-sort scores, padding id masked, top-k)",
+    "dense": "DenseGCSAN.full_sort_scores(item_seq, item_seq_len) on sequences padded to L (its "
+    "per-sample NumPy loop included), padding id masked, topk(20)",
+    "dense_trimmed": "the same with item_seq cut to the batch's longest session first",
+    "output_layer": "lower bound: fixed session representations [B, H] @ item table^T, padding "
+    "id masked, topk(20)",
+}
+
+
+def _dense_topk(model: torch.nn.Module, item_seq: torch.Tensor,
+                item_seq_len: torch.Tensor) -> torch.Tensor:
+    scores = model.full_sort_scores(item_seq, item_seq_len)
+    scores[:, 0] = float("-inf")
+    return scores.topk(K, dim=-1).indices
+
+
+def make_fns(ours: Any, dense: Any, batches: C.Batches, versions: tuple[str, ...],
+             hidden: int) -> dict[str, Any]:
+    num_items = ours.num_items
+    table = ours.item_embedding.weight.detach().clone()
+    gen = torch.Generator().manual_seed(1)
+    reps = [torch.randn(t[0].size(0), hidden, generator=gen) * 0.1 for t in batches.triples]
+    counters = dict.fromkeys(versions, 0)
+
+    def pick(version: str) -> int:
+        index = counters[version] % len(batches)
+        counters[version] += 1
+        return index
+
+    @torch.no_grad()
+    def run_ours() -> torch.Tensor:
+        item_seq, item_seq_len, _ = batches.triples[pick("ours")]
+        return ours.recommend(build_session_batch(item_seq, item_seq_len, num_items=num_items),
+                              k=K)
+
+    @torch.no_grad()
+    def run_dense() -> torch.Tensor:
+        item_seq, item_seq_len, _ = batches.triples[pick("dense")]
+        return _dense_topk(dense, item_seq, item_seq_len)
+
+    @torch.no_grad()
+    def run_dense_trimmed() -> torch.Tensor:
+        item_seq, item_seq_len, _ = batches.triples[pick("dense_trimmed")]
+        return _dense_topk(dense, item_seq[:, : int(item_seq_len.max())], item_seq_len)
+
+    @torch.no_grad()
+    def run_output_layer() -> torch.Tensor:
+        scores = reps[pick("output_layer")] @ table.t()
+        scores[:, 0] = float("-inf")
+        return scores.topk(K, dim=-1).indices
+
+    every = {"ours": run_ours, "dense": run_dense, "dense_trimmed": run_dense_trimmed,
+             "output_layer": run_output_layer}
+    return {v: every[v] for v in versions}
+
+
+@torch.no_grad()
+def agreement(ours: Any, dense: Any, batches: C.Batches) -> dict[str, float]:
+    """Share of top-20 items both versions return, over the whole pool (1.0 up
+    to ties and float rounding), and the largest score difference."""
+    same = total = 0
+    max_diff = 0.0
+    for item_seq, item_seq_len, _ in batches.triples:
+        batch = build_session_batch(item_seq, item_seq_len, num_items=ours.num_items)
+        a = ours.recommend(batch, k=K)
+        b = _dense_topk(dense, item_seq, item_seq_len)
+        for row_a, row_b in zip(a.tolist(), b.tolist()):
+            same += len(set(row_a) & set(row_b))
+            total += K
+        diff = (ours.full_sort_scores(batch) - dense.full_sort_scores(item_seq, item_seq_len))
+        max_diff = max(max_diff, float(diff.abs().max()))
+    return {"top20_overlap": same / total, "max_abs_score_diff": max_diff}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = C.base_parser(__doc__)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--max-len", type=int, default=50)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--sweep-batch-size", type=int, default=None)
+    parser.add_argument("--lengths", type=int, nargs="+", default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--case-budget", type=float, default=None)
+    args = parser.parse_args(argv)
+    threads = C.setup_threads(args.threads)
+    env = C.environment(argv, "bench_inference.py")
+    quick = args.quick
+    batch_sizes = args.batch_sizes or ([16] if quick else [100, 512])
+    sweep_b = args.sweep_batch_size or (16 if quick else 128)
+    lengths = args.lengths or ([10, 50] if quick else [10, 20, 50, 100, 200])
+    repeats = args.repeats or (2 if quick else 15)
+    budget = args.case_budget if args.case_budget is not None else (None if quick else 5.0)
+    min_repeats = 1 if quick else 5
+    pool = 2 if quick else 4
+    num_items = C.DIGINETICA_NUM_ITEMS
+    prefixes, labels = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
+
+    ours, dense = C.make_models(num_items, args.hidden, seed=args.seed)
+    ours.eval()
+    dense.eval()
+    results = []
+    cases = [("diginetica", b, args.max_len) for b in batch_sizes]
+    cases += [("synthetic", sweep_b, length) for length in lengths]
+    for source, batch_size, max_len in cases:
+        if source == "diginetica":
+            batches = C.diginetica_batches(prefixes, labels, batch_size, max_len, pool, args.seed)
+            versions = ("ours", "dense", "dense_trimmed", "output_layer")
+        else:
+            batches = C.synthetic_batches(batch_size, max_len, pool, num_items, args.seed)
+            versions = ("ours", "dense", "output_layer")
+        fns = make_fns(ours, dense, batches, versions, args.hidden)
+        times = C.time_alternating(fns, repeats, warmup=1, min_repeats=min_repeats,
+                                   budget_s=budget)
+        case = {"source": source, "batch_size": batch_size, "max_len": max_len,
+                "mean_session_len": batches.mean_length()}
+        case.update(C.summarize(times))
+        med = case["median_s"]
+        case["samples_per_s"] = {k: batch_size / v for k, v in med.items()}
+        case["speedup_vs_dense"] = {k: med["dense"] / med[k] for k in med if k != "dense"}
+        if "dense_trimmed" in med:
+            case["speedup_ours_vs_dense_trimmed"] = med["dense_trimmed"] / med["ours"]
+        case["time_over_output_layer"] = {k: med[k] / med["output_layer"]
+                                          for k in med if k != "output_layer"}
+        case["agreement"] = agreement(ours, dense, batches)
+        results.append(case)
+        print(f"  {source:10s} B={batch_size:4d} L={max_len:4d}  "
+              + "  ".join(f"{k}={v * 1e3:.1f}ms" for k, v in med.items()),
+              file=sys.stderr, flush=True)
+
+    payload = {
+        "benchmark": NAME,
+        "description": f"Full-sort top-{K} recommendation per batch (eval, torch.no_grad).",
+        "environment": env,
+        "config": {"num_items": num_items, "hidden_channels": args.hidden, "k": K,
+                   "diginetica_max_len": args.max_len, "batch_sizes": batch_sizes,
+                   "sweep_batch_size": sweep_b, "sweep_lengths": lengths,
+                   "max_repeats": repeats, "min_repeats": min_repeats, "case_budget_s": budget,
+                   "batches_per_case": pool, "threads": threads, "versions": DESCRIPTIONS},
+        "method": "One pair of models with identical weights, eval mode; versions alternate in "
+        "one process (order reversed every other repeat) after one untimed warm-up call each, "
+        "every repeat on the same batch for all versions; medians of the raw seconds. "
+        "'agreement' compares both versions' top-20 lists and scores on the case's batches.",
+        "results": results,
+    }
+    path = C.write_json(args.out, NAME, payload)
+    print(render(payload))
+    print(f"\nwrote {path}")
+    return payload
+
+
+def render(payload: dict) -> str:
+    rows = []
+    for c in payload["results"]:
+        sps = c["samples_per_s"]
+        rows.append([
+            c["source"], c["batch_size"], c["max_len"], round(c["mean_session_len"], 1),
+            c["median_s"]["ours"] * 1e3, c["median_s"]["dense"] * 1e3, sps["ours"], sps["dense"],
+            sps.get("dense_trimmed", "-"), sps["output_layer"], c["speedup_vs_dense"]["ours"],
+            c.get("speedup_ours_vs_dense_trimmed", "-"), c["time_over_output_layer"]["ours"],
+            c["agreement"]["top20_overlap"], c["repeats"],
+        ])
+    table = C.format_table(
+        ["data", "B", "L", "mean len", "ours ms", "dense ms", "ours samples/s", "dense samples/s",
+         "dense-trimmed samples/s", "scoring-only samples/s", "ours speed-up vs dense",
+         "ours speed-up vs dense-trimmed", "ours / scoring only", "top-20 overlap", "repeats"],
+        rows)
+    cfg = payload["config"]
+    return (f"### Inference, full-sort top-{cfg['k']} ({C.env_line(payload)})\n\n"
+            f"Hidden {cfg['hidden_channels']}, {cfg['num_items']:,} items. Medians; speed-up = "
+            "dense time / ours time.\n\n" + table)
+
+
+if __name__ == "__main__":
+    main()

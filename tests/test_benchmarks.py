@@ -1,0 +1,118 @@
+"""Smoke test of the benchmark scripts: ``run_all.py --quick`` into a temp dir."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXPECTED = ["graph_construction", "train_step", "inference", "memory", "profile", "epoch"]
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and value > 0
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory, shared_data) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    cmd = [sys.executable, str(REPO / "benchmarks" / "run_all.py"), "--quick", "--threads", "1",
+           "--out", str(out), "--data-dir", str(shared_data)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def _load(out: Path, name: str) -> dict:
+    path = out / f"{name}.json"
+    assert path.is_file(), f"{name}.json was not written"
+    payload = json.loads(path.read_text())
+    assert payload["benchmark"] == name
+    env = payload["environment"]
+    for key in ("command", "torch", "torch_geometric", "torch_num_threads", "cpu_model", "date"):
+        assert env.get(key), f"{name}: environment lacks {key}"
+    assert env["torch_num_threads"] == 1
+    return payload
+
+
+@pytest.mark.parametrize("name", ["graph_construction", "train_step", "inference"])
+def test_timed_benchmarks(quick_results, name):
+    payload = _load(quick_results, name)
+    assert payload["results"]
+    for case in payload["results"]:
+        med = case["median_s"]
+        assert {"ours", "dense"} <= set(med)
+        for version, times in case["times_s"].items():
+            assert len(times) == case["repeats"] >= 1
+            assert all(_positive(t) for t in times), version
+            assert _positive(med[version])
+        assert all(_positive(v) for v in case["speedup_vs_dense"].values())
+    sources = {case["source"] for case in payload["results"]}
+    assert sources == {"diginetica", "synthetic"}
+
+
+def test_graph_construction_bytes(quick_results):
+    payload = _load(quick_results, "graph_construction")
+    for case in payload["results"]:
+        b = case["bytes"]
+        assert _positive(b["dense"]) and _positive(b["ours"])
+        assert b["ours"] == sum(b["ours_parts"].values())
+        batch_size, max_len = case["batch_size"], case["max_len"]
+        assert b["dense"] == batch_size * max_len * 16 + batch_size * max_len * 2 * max_len * 4
+        assert _positive(case["bytes_ratio_dense_over_ours"])
+    assert {t["name"] for t in payload["targets"]}
+
+
+def test_train_step_parity_and_lower_bound(quick_results):
+    payload = _load(quick_results, "train_step")
+    parity = payload["parity_check_eval_mode"]
+    assert parity["abs_diff"] < 1e-4, parity
+    for case in payload["results"]:
+        assert _positive(case["step_over_output_layer"]["ours"])
+        assert _positive(case["samples_per_s"]["ours"])
+
+
+def test_inference_agrees(quick_results):
+    payload = _load(quick_results, "inference")
+    for case in payload["results"]:
+        assert case["agreement"]["top20_overlap"] > 0.95
+        assert case["agreement"]["max_abs_score_diff"] < 1e-4
+
+
+def test_memory(quick_results):
+    payload = _load(quick_results, "memory")
+    assert payload["results"]
+    for case in payload["results"]:
+        for key in ("graph_bytes", "saved_for_backward_bytes_encoder",
+                    "saved_for_backward_bytes_loss", "peak_step_bytes"):
+            assert _positive(case[key]["ours"]) and _positive(case[key]["dense"]), key
+        assert all(_positive(r) for r in case["ratio_dense_over_ours"].values())
+
+
+def test_profile(quick_results):
+    payload = _load(quick_results, "profile")
+    for key in ("train_step", "inference"):
+        section = payload[key]
+        assert section["top_ops_by_self_cpu"]
+        assert {p["phase"] for p in section["phases"]} >= {"build_session_batch"}
+
+
+def test_epoch(quick_results):
+    payload = _load(quick_results, "epoch")
+    assert _positive(payload["speedup_ours_vs_dense"])
+    for version in ("ours", "dense"):
+        assert payload["summary"][version]["batches"] >= 1
+        assert all(_positive(t) for t in payload["times_s"][version])
+
+
+def test_tables_and_plots(quick_results):
+    text = (quick_results / "README_tables.md").read_text()
+    assert "### Summary" in text and "### Graph construction" in text
+    if importlib.util.find_spec("matplotlib") is not None:
+        for png in ("graph_construction_time.png", "graph_construction_memory.png",
+                    "train_step_vs_L.png", "inference_vs_L.png", "memory_vs_L.png"):
+            assert (quick_results / png).stat().st_size > 1000, png
