@@ -17,10 +17,11 @@ import torch
 import yaml
 
 from gcsan_pyg.nn.gcsan import GCSAN
+from gcsan_pyg.training import distributed
 from gcsan_pyg.training.checkpoint import load_model, save_checkpoint
 from gcsan_pyg.training.evaluate import popularity_baseline
 from gcsan_pyg.training.loader import SessionSamples
-from gcsan_pyg.training.trainer import TrainConfig, Trainer
+from gcsan_pyg.training.trainer import TrainConfig, Trainer, TrainingInterrupted
 
 log = logging.getLogger("gcsan_pyg")
 
@@ -52,7 +53,15 @@ TRAIN_OPTIONS: dict[str, tuple[type, str]] = {
     "metric": (str, "validation metric for model selection, e.g. MRR@20"),
     "seed": (int, "random seed (shuffling, initialisation, dropout)"),
     "max_length": (int, "keep only the most recent clicks of longer sessions"),
-    "device": (str, "cpu, cuda, cuda:1, ..."),
+    "device": (str, "cpu (default), cuda, cuda:1, ... or auto (cuda where available); "
+                    "under torchrun, cuda is each process's GPU LOCAL_RANK"),
+}
+# On/off training switches (--bf16; `bf16: true` in a config file).
+TRAIN_FLAGS: dict[str, str] = {
+    "bf16": "bfloat16 autocast of the model's forward pass in training (CPU and CUDA); "
+            "the loss head, the optimizer and evaluation stay float32",
+    "compile": "torch.compile the graph cell and the self-attention stack (falls back to "
+               "eager, with a warning, where compilation is unavailable)",
 }
 DATA_OPTIONS: dict[str, tuple[type, str]] = {
     "valid_fraction": (float, "share of training sessions held out for validation"),
@@ -72,10 +81,11 @@ def _dest(name: str) -> str:
 
 
 def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type, str]],
-                 title: str) -> None:
+                 title: str) -> argparse._ArgumentGroup:
     group = parser.add_argument_group(title)
     for name, (kind, text) in options.items():
         group.add_argument(_dest(name), dest=name, type=kind, default=None, help=text)
+    return group
 
 
 def _read_config(path: str) -> dict[str, Any]:
@@ -91,7 +101,7 @@ def _read_config(path: str) -> dict[str, Any]:
         raise SystemExit(f"error: config file {file} is not valid: {error}") from error
     if not isinstance(config, dict):
         raise SystemExit(f"error: config file {file} must hold a mapping of option: value")
-    known = set(MODEL_OPTIONS) | set(TRAIN_OPTIONS) | set(DATA_OPTIONS)
+    known = set(MODEL_OPTIONS) | set(TRAIN_OPTIONS) | set(TRAIN_FLAGS) | set(DATA_OPTIONS)
     known |= {"data", "root", "out", "ks", "threads", "quiet"}
     config = {key.replace("-", "_"): value for key, value in config.items()}
     unknown = sorted(set(config) - known)
@@ -134,18 +144,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     values = _merged(args)
     if values.get("threads"):
         torch.set_num_threads(values["threads"])
+    # Under torchrun: join the process group (one GPU per process on CUDA).
+    info, device = distributed.setup(values.get("device") or "cpu")
+    try:
+        return _train(values, info, device)
+    finally:
+        distributed.cleanup()
+
+
+def _train(values: dict[str, Any], info: distributed.DistInfo, device: torch.device) -> int:
+    if not info.is_main:  # one process logs and prints
+        log.setLevel(logging.WARNING)
     start = time.perf_counter()
     root = values.get("root", "data_cache")
+    if not info.is_main:  # rank 0 builds the processed-data cache, then the others read it
+        distributed.barrier()
     splits = _load_splits(values["data"], root, **_data_options(values))
+    if info.is_main:
+        distributed.barrier()
     train_set = splits["train"]
     train, valid, test = (SessionSamples.from_dataset(splits[s]) for s in splits)
     log.info("data %s: %d train / %d valid / %d test samples, %d items",
              values["data"], len(train), len(valid), len(test), train_set.num_items - 1)
 
+    skip = {"progress", "device"}
     config = TrainConfig(**{
         f.name: values[f.name] for f in fields(TrainConfig)
-        if values.get(f.name) is not None and f.name != "progress"
-    }, progress=not values.get("quiet", False))
+        if values.get(f.name) is not None and f.name not in skip
+    }, device=str(device), progress=not values.get("quiet", False))
+    if info.enabled:
+        log.info("data-parallel over %d processes (%s), batch size %d per process",
+                 info.world_size, device.type, config.batch_size)
     model_args = {k: values[k] for k in MODEL_OPTIONS if values.get(k) is not None}
     torch.manual_seed(config.seed)
     model = GCSAN(train_set.num_items, **model_args)
@@ -157,9 +186,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(model, config, checkpoint_dir=out, extra=extra)
     if values.get("resume"):
         trainer.resume(out / "last.pt")
-    trainer.fit(train, valid if len(valid) else None)
+    try:
+        trainer.fit(train, valid if len(valid) else None)
+    except TrainingInterrupted as stop:
+        if info.is_main:
+            print(f"interrupted: {stop}", file=sys.stderr)
+        return 128 + stop.signum
 
     test_metrics = trainer.evaluate(test)
+    if not info.is_main:
+        return 0
     baseline = popularity_baseline(train, test, train_set.num_items, config.ks)
     seconds = time.perf_counter() - start
     _print_metrics({"GC-SAN (test)": test_metrics, "popularity (test)": baseline})
@@ -169,6 +205,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "data": str(values["data"]),
         "hparams": model.hparams,
         "train_config": {f.name: getattr(config, f.name) for f in fields(TrainConfig)},
+        "world_size": info.world_size,
+        "compiled": trainer.compiled,
         "history": trainer.state.history,
         "best_epoch": trainer.state.best_epoch,
         "test": test_metrics,
@@ -188,7 +226,8 @@ def _print_metrics(rows: dict[str, dict[str, float]]) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    model, payload = load_model(args.checkpoint, map_location=args.device)
+    device = distributed.resolve_device(args.device)
+    model, payload = load_model(args.checkpoint, map_location=device)
     options = dict(payload.get("data", {}))
     options.pop("source", None)
     dataset = _load_splits(args.data, args.root, **options)[args.split]
@@ -197,7 +236,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"error: {args.data} has {dataset.num_items - 1} items, the model "
             f"{model.num_items - 1}: not the data it was trained on"
         )
-    config = TrainConfig(eval_batch_size=args.batch_size, device=args.device,
+    config = TrainConfig(eval_batch_size=args.batch_size, device=str(device),
                          progress=not args.quiet, max_length=options.get("max_length"))
     metrics = Trainer(model, config).evaluate(SessionSamples.from_dataset(dataset))
     _print_metrics({f"GC-SAN ({args.split})": metrics})
@@ -305,7 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument("--quiet", action="store_true", default=None, help="no progress bars")
     _add_options(train, MODEL_OPTIONS, "model")
-    _add_options(train, TRAIN_OPTIONS, "training")
+    training = _add_options(train, TRAIN_OPTIONS, "training")
+    for name, text in TRAIN_FLAGS.items():
+        training.add_argument(_dest(name), dest=name, action="store_true", default=None,
+                              help=text)
     _add_options(train, DATA_OPTIONS, "data")
     train.set_defaults(func=cmd_train)
 
@@ -315,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
     evaluate.add_argument("--root", default="data_cache")
     evaluate.add_argument("--batch-size", type=int, default=500)
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... or auto")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -26,6 +26,7 @@ PathLike = str | os.PathLike
 Sample = tuple[list[int], int]
 
 _INT_TOKEN = re.compile(r"[+-]?\d+")
+_MAX_ID = 2**63 - 2  # item tables hold ids 0 .. max id in int64, so max id + 1 must fit
 
 
 class DataFormatError(ValueError):
@@ -56,16 +57,38 @@ def _iter_lines(path: PathLike) -> Iterator[tuple[int, str]]:
     at the very end of the file are dropped; other blank lines are kept (the
     callers reject them)."""
     blank: list[tuple[int, str]] = []  # held back until a non-blank line follows
-    with open(path, encoding="utf-8", newline=None) as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                blank.append((number, line))
-                continue
-            if blank:
-                yield from blank
-                blank.clear()
-            yield number, line
+    try:
+        with open(path, encoding="utf-8", newline=None) as f:
+            for number, line in enumerate(f, start=1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    blank.append((number, line))
+                    continue
+                if blank:
+                    yield from blank
+                    blank.clear()
+                yield number, line
+    except UnicodeDecodeError as error:  # text decoding reads ahead: find the line
+        line, reason = _undecodable_line(path)
+        raise DataFormatError(path, line, reason or f"not UTF-8 text: {error.reason}") from None
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")  # as universal newlines count lines
+
+
+def _undecodable_line(path: PathLike) -> tuple[int | None, str | None]:
+    """The 1-based line of the first byte that is not UTF-8, and why."""
+    breaks = 0
+    with open(path, "rb") as f:
+        for raw in f:  # pieces end with b"\n", never inside a UTF-8 sequence
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                line = breaks + len(_LINE_BREAK.findall(raw, 0, error.start)) + 1
+                return line, (f"not UTF-8 text: byte 0x{raw[error.start]:02x} "
+                              f"({error.reason})")
+            breaks += len(_LINE_BREAK.findall(raw))
+    return None, None
 
 
 def _parse_ids(path: PathLike, number: int, text: str, what: str) -> list[int]:
@@ -84,7 +107,16 @@ def _parse_ids(path: PathLike, number: int, text: str, what: str) -> list[int]:
                 raise DataFormatError(
                     path, number, f"non-integer token {token!r} (item {pos} of the {what})"
                 ) from None
-        raise  # pragma: no cover - every failing token is caught above
+        # Digits only, but more than int() converts (sys.get_int_max_str_digits()).
+        raise DataFormatError(
+            path, number, f"an item id of the {what} has too many digits"
+        ) from None
+    if max(ids) > _MAX_ID:
+        pos = next(i for i, v in enumerate(ids) if v > _MAX_ID)
+        raise DataFormatError(
+            path, number, f"item id {ids[pos]} (item {pos + 1} of the {what}) is too large: "
+            f"ids must be <= {_MAX_ID} (64-bit integers)",
+        )
     if min(ids) < 1:
         pos = next(i for i, v in enumerate(ids) if v < 1)
         raise DataFormatError(

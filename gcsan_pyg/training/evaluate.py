@@ -23,8 +23,12 @@ def evaluate(
     never counts) and returns Hit/MRR/NDCG@K in percent.
 
     Pass :obj:`metrics` to accumulate into an existing
-    :class:`TopKMetrics` (e.g. to reduce it across processes first)."""
+    :class:`TopKMetrics` (e.g. to reduce it across processes first). Its
+    sums are kept on the model's device (no transfer per batch)."""
     metrics = metrics if metrics is not None else TopKMetrics(ks)
+    parameter = next(model.parameters(), None)
+    if parameter is not None:
+        metrics.collection.to(parameter.device)
     was_training = model.training
     model.eval()
     for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
