@@ -128,3 +128,15 @@ def test_module_entry_point():
                             capture_output=True, text=True, check=True)
     for command in ("train", "evaluate", "recommend", "info", "import-recbole"):
         assert command in result.stdout
+
+
+def test_train_with_no_data_uses_the_synthetic_set_and_beats_popularity(tmp_path, capsys):
+    code, stdout, _ = run(capsys, "train", "--out", tmp_path / "out", "--root", tmp_path / "c",
+                          "--quiet")
+    assert code == 0
+    assert "popularity (test)" in stdout and "GC-SAN (test)" in stdout
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["data"] == "synthetic"
+    assert results["train_config"]["epochs"] == 12
+    assert results["test"]["Hit@20"] > 2 * results["popularity_test"]["Hit@20"]
+    assert results["test"]["MRR@20"] > 3 * results["popularity_test"]["MRR@20"]
