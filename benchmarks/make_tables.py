@@ -102,17 +102,20 @@ def accuracy(results: Path) -> str:
         return ""
     run = json.loads(path.read_text(encoding="utf-8"))
     names = ["Hit@10", "MRR@10", "Hit@20", "MRR@20", "NDCG@20"]
+    def pct(value: Any) -> str:
+        return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
+
     rows = [[f"GC-SAN, gcsan_pyg (test, best epoch {run['best_epoch']})",
-             *(run["test"][n] for n in names)],
-            ["popularity baseline (test)", *(run["popularity_test"][n] for n in names)]]
+             *(pct(run["test"][n]) for n in names)],
+            ["popularity baseline (test)", *(pct(run["popularity_test"][n]) for n in names)]]
     for model, figures in run["published"].items():
-        rows.append([f"{model}, as published", *(figures.get(n, "-") for n in names)])
-    epochs = [[e["epoch"], e["train_loss"], e["lr"], e["seconds"],
-               *(e["valid"][n] for n in names)] for e in run["epochs"]]
+        rows.append([f"{model}, as published", *(pct(figures.get(n, "-")) for n in names)])
+    epochs = [[e["epoch"], f"{e['train_loss']:.4f}", e["lr"], round(e["seconds"]),
+               *(pct(e["valid"][n]) for n in names)] for e in run["epochs"]]
     minutes = run["wall_seconds"] / 60
     return (
         f"### Accuracy on Diginetica (SR-GNN split)\n\n`{run['command']}` "
-        f"({minutes:.0f} min on {run['machine']['threads']} CPU threads, "
+        f"({minutes:.0f} min, torch threads: {run['machine']['threads']}, "
         f"torch {run['machine']['torch']}, {run['date']}; metrics in percent)\n\n"
         + C.format_table(["model", *names], rows)
         + "\n\nValidation (last 10% of training sessions) per epoch:\n\n"
