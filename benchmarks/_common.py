@@ -7,6 +7,7 @@ benchmarks/<name>.py``) without installing the package.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -219,6 +220,47 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                         help="the shared data folder (default: <repo>/../shared/data)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the benchmarks that sweep Diginetica batch sizes and synthetic lengths."""
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--sweep-batch-size", type=int, default=None)
+    parser.add_argument("--lengths", type=int, nargs="+", default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--case-budget", type=float, default=None)
+
+
+@dataclasses.dataclass
+class Sweep:
+    """The cases and repeat policy of a sweep benchmark (see add_sweep_arguments)."""
+
+    batch_sizes: list[int]
+    sweep_batch_size: int
+    lengths: list[int]
+    repeats: int
+    budget: float | None
+    min_repeats: int
+    pool: int  # distinct batches per case
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, repeats: int, budget: float) -> Sweep:
+        quick = args.quick
+        return cls(
+            batch_sizes=args.batch_sizes or ([16] if quick else [100, 512]),
+            sweep_batch_size=args.sweep_batch_size or (16 if quick else 128),
+            lengths=args.lengths or ([10, 50] if quick else [10, 20, 50, 100, 200]),
+            repeats=args.repeats or (2 if quick else repeats),
+            budget=args.case_budget if args.case_budget is not None else (
+                None if quick else budget),
+            min_repeats=1 if quick else 5,
+            pool=2 if quick else 4,
+        )
+
+    def cases(self, max_len: int) -> list[tuple[str, int, int]]:
+        """(source, batch size, L): Diginetica batches, then the synthetic L sweep."""
+        return [("diginetica", b, max_len) for b in self.batch_sizes] + [
+            ("synthetic", self.sweep_batch_size, length) for length in self.lengths]
 
 
 def setup_threads(threads: int | None) -> int:

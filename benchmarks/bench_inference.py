@@ -95,22 +95,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = C.base_parser(__doc__)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--max-len", type=int, default=50)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
-    parser.add_argument("--sweep-batch-size", type=int, default=None)
-    parser.add_argument("--lengths", type=int, nargs="+", default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--case-budget", type=float, default=None)
+    C.add_sweep_arguments(parser)
     args = parser.parse_args(argv)
     threads = C.setup_threads(args.threads)
     env = C.environment(argv, "bench_inference.py")
-    quick = args.quick
-    batch_sizes = args.batch_sizes or ([16] if quick else [100, 512])
-    sweep_b = args.sweep_batch_size or (16 if quick else 128)
-    lengths = args.lengths or ([10, 50] if quick else [10, 20, 50, 100, 200])
-    repeats = args.repeats or (2 if quick else 15)
-    budget = args.case_budget if args.case_budget is not None else (None if quick else 5.0)
-    min_repeats = 1 if quick else 5
-    pool = 2 if quick else 4
+    sweep = C.Sweep.from_args(args, repeats=15, budget=5.0)
     num_items = C.DIGINETICA_NUM_ITEMS
     prefixes, labels = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
 
@@ -118,18 +107,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ours.eval()
     dense.eval()
     results = []
-    cases = [("diginetica", b, args.max_len) for b in batch_sizes]
-    cases += [("synthetic", sweep_b, length) for length in lengths]
+    cases = sweep.cases(args.max_len)
     for source, batch_size, max_len in cases:
         if source == "diginetica":
-            batches = C.diginetica_batches(prefixes, labels, batch_size, max_len, pool, args.seed)
+            batches = C.diginetica_batches(prefixes, labels, batch_size, max_len, sweep.pool,
+                                           args.seed)
             versions = ("ours", "dense", "dense_trimmed", "output_layer")
         else:
-            batches = C.synthetic_batches(batch_size, max_len, pool, num_items, args.seed)
+            batches = C.synthetic_batches(batch_size, max_len, sweep.pool, num_items, args.seed)
             versions = ("ours", "dense", "output_layer")
         fns = make_fns(ours, dense, batches, versions, args.hidden)
-        times = C.time_alternating(fns, repeats, warmup=1, min_repeats=min_repeats,
-                                   budget_s=budget)
+        times = C.time_alternating(fns, sweep.repeats, warmup=1,
+                                   min_repeats=sweep.min_repeats, budget_s=sweep.budget)
         case = {"source": source, "batch_size": batch_size, "max_len": max_len,
                 "mean_session_len": batches.mean_length()}
         case.update(C.summarize(times))
@@ -151,10 +140,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "description": f"Full-sort top-{K} recommendation per batch (eval, torch.no_grad).",
         "environment": env,
         "config": {"num_items": num_items, "hidden_channels": args.hidden, "k": K,
-                   "diginetica_max_len": args.max_len, "batch_sizes": batch_sizes,
-                   "sweep_batch_size": sweep_b, "sweep_lengths": lengths,
-                   "max_repeats": repeats, "min_repeats": min_repeats, "case_budget_s": budget,
-                   "batches_per_case": pool, "threads": threads, "versions": DESCRIPTIONS},
+                   "diginetica_max_len": args.max_len, "batch_sizes": sweep.batch_sizes,
+                   "sweep_batch_size": sweep.sweep_batch_size, "sweep_lengths": sweep.lengths,
+                   "max_repeats": sweep.repeats, "min_repeats": sweep.min_repeats,
+                   "case_budget_s": sweep.budget, "batches_per_case": sweep.pool,
+                   "threads": threads, "versions": DESCRIPTIONS},
         "method": "One pair of models with identical weights, eval mode; versions alternate in "
         "one process (order reversed every other repeat) after one untimed warm-up call each, "
         "every repeat on the same batch for all versions; medians of the raw seconds. "
