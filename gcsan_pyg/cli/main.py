@@ -331,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model (default: the built-in synthetic data, under a minute)")
+    train = sub.add_parser(
+        "train", help="train a model (default: the built-in synthetic data, under a minute)"
+    )
     train.add_argument("data", nargs="?", default=None,
                        help="'synthetic' (default), a folder of train_sessions.txt + test.tsv, "
                             "a raw Diginetica .csv, a yoochoose .dat, a click .csv/.tsv or "

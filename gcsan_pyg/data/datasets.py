@@ -560,7 +560,42 @@ class SRGNNTextDataset(SessionDataset):
         )
 
 
-class DigineticaRawDataset(SessionDataset):
+class _SRGNNRawDataset(SessionDataset):
+    """A raw click log with SR-GNN's preprocessing: the shared options."""
+
+    def __init__(
+        self,
+        root: PathLike,
+        path: PathLike,
+        split: str,
+        valid_fraction: float,
+        max_length: int | None,
+        test_days: float,
+        min_item_support: int,
+        **kwargs: Any,
+    ) -> None:
+        _check_fraction("valid_fraction", valid_fraction)
+        self.path = Path(path)
+        self.valid_fraction = float(valid_fraction)
+        self.test_days = test_days
+        self.min_item_support = min_item_support
+        super().__init__(root, split, max_length, **kwargs)
+
+    def source_files(self) -> list[Path]:
+        return [self.path]
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "valid_fraction": self.valid_fraction,
+                "test_days": self.test_days, "min_item_support": self.min_item_support}
+
+    def build(self) -> _Built:
+        return _from_srgnn_split(self.preprocess(), self.valid_fraction, self.max_length)
+
+    def preprocess(self) -> SRGNNSplit:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class DigineticaRawDataset(_SRGNNRawDataset):
     r"""The raw Diginetica ``train-item-views.csv`` with SR-GNN's
     preprocessing (:func:`~gcsan_pyg.data.preprocess.preprocess_diginetica`).
 
@@ -591,26 +626,14 @@ class DigineticaRawDataset(SessionDataset):
         min_item_support: int = 5,
         **kwargs: Any,
     ) -> None:
-        _check_fraction("valid_fraction", valid_fraction)
-        self.path = Path(path)
-        self.valid_fraction = float(valid_fraction)
-        self.test_days = test_days
-        self.min_item_support = min_item_support
-        super().__init__(root, split, max_length, **kwargs)
+        super().__init__(root, path, split, valid_fraction, max_length, test_days,
+                         min_item_support, **kwargs)
 
-    def source_files(self) -> list[Path]:
-        return [self.path]
-
-    def options(self) -> dict[str, Any]:
-        return {**super().options(), "valid_fraction": self.valid_fraction,
-                "test_days": self.test_days, "min_item_support": self.min_item_support}
-
-    def build(self) -> _Built:
-        result = preprocess_diginetica(self.path, self.test_days, self.min_item_support)
-        return _from_srgnn_split(result, self.valid_fraction, self.max_length)
+    def preprocess(self) -> SRGNNSplit:
+        return preprocess_diginetica(self.path, self.test_days, self.min_item_support)
 
 
-class YoochooseRawDataset(SessionDataset):
+class YoochooseRawDataset(_SRGNNRawDataset):
     r"""The raw ``yoochoose-clicks.dat`` with SR-GNN's preprocessing
     (:func:`~gcsan_pyg.data.preprocess.preprocess_yoochoose`), keeping the
     most recent :obj:`1/fraction` of training (``yoochoose1_64``: 64).
@@ -641,27 +664,16 @@ class YoochooseRawDataset(SessionDataset):
         min_item_support: int = 5,
         **kwargs: Any,
     ) -> None:
-        _check_fraction("valid_fraction", valid_fraction)
-        self.path = Path(path)
         self.fraction = int(fraction)
-        self.valid_fraction = float(valid_fraction)
-        self.test_days = test_days
-        self.min_item_support = min_item_support
-        super().__init__(root, split, max_length, **kwargs)
-
-    def source_files(self) -> list[Path]:
-        return [self.path]
+        super().__init__(root, path, split, valid_fraction, max_length, test_days,
+                         min_item_support, **kwargs)
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "fraction": self.fraction,
-                "valid_fraction": self.valid_fraction, "test_days": self.test_days,
-                "min_item_support": self.min_item_support}
+        return {**super().options(), "fraction": self.fraction}
 
-    def build(self) -> _Built:
-        result = preprocess_yoochoose(
-            self.path, self.fraction, self.test_days, self.min_item_support
-        )
-        return _from_srgnn_split(result, self.valid_fraction, self.max_length)
+    def preprocess(self) -> SRGNNSplit:
+        return preprocess_yoochoose(self.path, self.fraction, self.test_days,
+                                    self.min_item_support)
 
 
 class ClickCSVDataset(SessionDataset):
