@@ -1,11 +1,5 @@
-"""Session data: graphs of single sessions and of padded batches."""
-from gcsan_pyg.data.session_batch import build_session_batch, check_padded_sessions
-from gcsan_pyg.data.session_graph import SessionData, session_to_graph
-
-__all__ = ["SessionData", "session_to_graph", "build_session_batch", "check_padded_sessions"]
-
-# Readers, preprocessing, synthetic data and PyG datasets.
-from gcsan_pyg.data.datasets import (  # noqa: E402
+"""Session data: graphs of sessions and batches, readers, preprocessing, datasets."""
+from gcsan_pyg.data.datasets import (
     ClickCSVDataset,
     DigineticaRawDataset,
     RecBoleInterDataset,
@@ -18,12 +12,8 @@ from gcsan_pyg.data.datasets import (  # noqa: E402
     load_dataset,
     resolve_dataset_class,
 )
-from gcsan_pyg.data.preprocess import (  # noqa: E402
-    SRGNNSplit,
-    preprocess_diginetica,
-    preprocess_yoochoose,
-)
-from gcsan_pyg.data.readers import (  # noqa: E402
+from gcsan_pyg.data.preprocess import SRGNNSplit, preprocess_diginetica, preprocess_yoochoose
+from gcsan_pyg.data.readers import (
     DataFormatError,
     augment_prefixes,
     leave_one_out,
@@ -33,9 +23,15 @@ from gcsan_pyg.data.readers import (  # noqa: E402
     read_sessions,
     sessions_from_samples,
 )
-from gcsan_pyg.data.synthetic import SyntheticSessions, generate_synthetic_sessions  # noqa: E402
+from gcsan_pyg.data.session_batch import build_session_batch, check_padded_sessions
+from gcsan_pyg.data.session_graph import SessionData, session_to_graph
+from gcsan_pyg.data.synthetic import SyntheticSessions, generate_synthetic_sessions
 
-__all__ += [
+__all__ = [
+    "SessionData",
+    "session_to_graph",
+    "build_session_batch",
+    "check_padded_sessions",
     "DataFormatError",
     "read_sessions",
     "read_samples",
