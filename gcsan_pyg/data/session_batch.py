@@ -102,8 +102,9 @@ def build_session_batch(
     batch_size, max_len = item_seq.shape
     item_seq_len = item_seq_len.long()
     valid = torch.arange(max_len, device=device) < item_seq_len.unsqueeze(1)
-    clicks = item_seq[valid].long()  # row-major: session by session, in click order
-    click_session = torch.arange(batch_size, device=device).repeat_interleave(item_seq_len)
+    # Row-major: session by session, in click order; the rows are the sessions.
+    click_session, position = valid.nonzero(as_tuple=True)
+    clicks = item_seq[click_session, position].long()
 
     # One unique over (session, item) keys gives the nodes of all sessions at
     # once, sorted by session then item id, and every click's node (alias).
