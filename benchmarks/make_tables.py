@@ -96,12 +96,14 @@ def summary(payloads: dict[str, dict]) -> str:
 
 
 def accuracy(results: Path) -> str:
-    """The Diginetica accuracy run (benchmarks/accuracy_diginetica.py), if present."""
-    path = results / "accuracy_diginetica.json"
-    if not path.is_file():
-        return ""
-    run = json.loads(path.read_text(encoding="utf-8"))
+    """Every Diginetica accuracy run (benchmarks/accuracy_diginetica.py) in the folder."""
+    return "\n\n".join(_accuracy_run(json.loads(path.read_text(encoding="utf-8")))
+                        for path in sorted(results.glob("accuracy_diginetica*.json")))
+
+
+def _accuracy_run(run: dict) -> str:
     names = ["Hit@10", "MRR@10", "Hit@20", "MRR@20", "NDCG@20"]
+
     def pct(value: Any) -> str:
         return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
 
@@ -112,13 +114,16 @@ def accuracy(results: Path) -> str:
         rows.append([f"{model}, as published", *(pct(figures.get(n, "-")) for n in names)])
     epochs = [[e["epoch"], f"{e['train_loss']:.4f}", e["lr"], round(e["seconds"]),
                *(pct(e["valid"][n]) for n in names)] for e in run["epochs"]]
+    argv = run["train_command"].split()
+    valid = argv[argv.index("--valid-fraction") + 1] if "--valid-fraction" in argv else "0.1"
     minutes = run["wall_seconds"] / 60
     return (
-        f"### Accuracy on Diginetica (SR-GNN split)\n\n`{run['command']}` "
+        f"### Accuracy on Diginetica (SR-GNN split), validation = last {float(valid):.0%} "
+        f"of training sessions\n\n`{run['command']}` "
         f"({minutes:.0f} min, torch threads: {run['machine']['threads']}, "
         f"torch {run['machine']['torch']}, {run['date']}; metrics in percent)\n\n"
         + C.format_table(["model", *names], rows)
-        + "\n\nValidation (last 10% of training sessions) per epoch:\n\n"
+        + "\n\nValidation per epoch:\n\n"
         + C.format_table(["epoch", "train loss", "lr", "seconds", *names], epochs)
     )
 
