@@ -257,6 +257,13 @@ class Sweep:
             pool=2 if quick else 4,
         )
 
+    def as_config(self) -> dict[str, Any]:
+        """The settings as recorded in a result file's config."""
+        return {"batch_sizes": self.batch_sizes, "sweep_batch_size": self.sweep_batch_size,
+                "sweep_lengths": self.lengths, "max_repeats": self.repeats,
+                "min_repeats": self.min_repeats, "case_budget_s": self.budget,
+                "batches_per_case": self.pool}
+
     def cases(self, max_len: int) -> list[tuple[str, int, int]]:
         """(source, batch size, L): Diginetica batches, then the synthetic L sweep."""
         return [("diginetica", b, max_len) for b in self.batch_sizes] + [

@@ -140,10 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "description": f"Full-sort top-{K} recommendation per batch (eval, torch.no_grad).",
         "environment": env,
         "config": {"num_items": num_items, "hidden_channels": args.hidden, "k": K,
-                   "diginetica_max_len": args.max_len, "batch_sizes": sweep.batch_sizes,
-                   "sweep_batch_size": sweep.sweep_batch_size, "sweep_lengths": sweep.lengths,
-                   "max_repeats": sweep.repeats, "min_repeats": sweep.min_repeats,
-                   "case_budget_s": sweep.budget, "batches_per_case": sweep.pool,
+                   "diginetica_max_len": args.max_len, **sweep.as_config(),
                    "threads": threads, "versions": DESCRIPTIONS},
         "method": "One pair of models with identical weights, eval mode; versions alternate in "
         "one process (order reversed every other repeat) after one untimed warm-up call each, "
