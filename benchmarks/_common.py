@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -159,49 +160,88 @@ def tensor_bytes(*tensors: torch.Tensor) -> int:
 # --------------------------------------------------------------------------- timing
 
 
+@dataclasses.dataclass
+class Timings:
+    """What :func:`time_alternating` measured, per version."""
+
+    per_call: dict[str, list[float]]  # seconds per call, one value per timed sample
+    first_call: dict[str, list[float]]  # each sample's first call, right after the others ran
+    calls_per_sample: dict[str, int]
+
+
 def time_alternating(
     fns: dict[str, Callable[[], Any]],
     repeats: int,
     warmup: int = 1,
     min_repeats: int = 2,
     budget_s: float | None = None,
-) -> dict[str, list[float]]:
-    """Times every callable :obj:`repeats` times, interleaved in one process:
-    repeat ``r`` runs all versions, in an order that reverses every other
-    repeat (A B C, C B A, ...) so that slow drift of a shared machine hits all
-    versions alike. :obj:`warmup` untimed rounds come first. With
-    :obj:`budget_s`, the number of repeats is cut (to no fewer than
-    :obj:`min_repeats`) so that the timed rounds take about that long, as
-    estimated from the warm-up. Returns the raw seconds per call of every
-    version."""
+    min_sample_s: float = 0.0,
+) -> Timings:
+    """Times every callable in :obj:`repeats` samples, interleaved in one
+    process: repeat ``r`` takes one sample of every version, in an order that
+    reverses every other repeat (A B C, C B A, ...) so that slow drift of a
+    shared machine hits all versions alike. :obj:`warmup` untimed rounds come
+    first.
+
+    A sample is as many consecutive calls as last about :obj:`min_sample_s`
+    (as estimated from the warm-up; at least one), as a training or
+    inference loop makes them; its time per call is recorded, and so is its
+    first call alone, which pays for the caches the other versions took
+    over. With :obj:`budget_s`, the number of repeats is cut (to no fewer
+    than :obj:`min_repeats`) so that the timed rounds take about that long."""
     names = list(fns)
-    warm_round = 0.0
-    for _ in range(max(warmup, 1) if budget_s is not None else warmup):
-        start = time.perf_counter()
+    call_s = dict.fromkeys(names, 0.0)
+    rounds = max(warmup, 1) if budget_s is not None or min_sample_s > 0 else warmup
+    for _ in range(rounds):
         for name in names:
+            start = time.perf_counter()
             fns[name]()
-        warm_round = time.perf_counter() - start
-    if budget_s is not None and warm_round > 0:
-        repeats = max(min_repeats, min(repeats, int(budget_s / warm_round)))
-    times: dict[str, list[float]] = {name: [] for name in names}
+            call_s[name] = time.perf_counter() - start
+    calls = {name: max(1, math.ceil(min_sample_s / call_s[name])) if call_s[name] > 0 else 1
+             for name in names}
+    round_s = sum(calls[name] * call_s[name] for name in names)
+    if budget_s is not None and round_s > 0:
+        repeats = max(min_repeats, min(repeats, int(budget_s / round_s)))
+    per_call: dict[str, list[float]] = {name: [] for name in names}
+    first_call: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:
             start = time.perf_counter()
             fns[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
+            first_end = time.perf_counter()
+            for _ in range(calls[name] - 1):
+                fns[name]()
+            end = time.perf_counter()
+            first_call[name].append(first_end - start)
+            per_call[name].append((end - start) / calls[name])
+    return Timings(per_call, first_call, calls)
+
+
+def timing_method(min_sample_s: float) -> str:
+    """How :func:`time_alternating` timed, for a result file's ``method``."""
+    sample = ("one call" if min_sample_s <= 0 else "as many consecutive calls as take about "
+              f"{min_sample_s * 1e3:g} ms (at least one; see calls_per_sample)")
+    return ("Versions alternate in one process (order reversed every other repeat) after one "
+            f"untimed warm-up call each. A timed sample of a version is {sample}, each call on "
+            "the next batch of the case's pool, which every version steps through in the same "
+            "order. Reported: the median over samples of the time per call (median_s) and, "
+            "apart, the median of every sample's first call (first_call_median_s), which pays "
+            "for the caches the other versions took over.")
 
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def summarize(times: dict[str, list[float]]) -> dict[str, Any]:
-    """Medians (and the raw repeats) of :func:`time_alternating`'s output."""
+def summarize(timings: Timings) -> dict[str, Any]:
+    """Medians (and the raw samples) of :func:`time_alternating`'s output."""
+    times = timings.per_call
     return {
         "repeats": len(next(iter(times.values()))),
+        "calls_per_sample": timings.calls_per_sample,
         "times_s": {k: [round(v, 9) for v in vals] for k, vals in times.items()},
         "median_s": {k: median(vals) for k, vals in times.items()},
+        "first_call_median_s": {k: median(vals) for k, vals in timings.first_call.items()},
     }
 
 
@@ -229,6 +269,22 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--case-budget", type=float, default=None)
+    add_min_sample_argument(parser)
+
+
+def add_min_sample_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-sample", type=float, default=None,
+                        help="seconds of consecutive calls per timed sample (default: the "
+                        "script's; 0 = one call, the default with --quick)")
+
+
+def min_sample_s(args: argparse.Namespace, default: float) -> float:
+    """The --min-sample of :obj:`args`, else 0 with --quick, else :obj:`default`."""
+    if args.min_sample is not None:
+        if args.min_sample < 0:
+            raise SystemExit("--min-sample must be >= 0")
+        return args.min_sample
+    return 0.0 if args.quick else default
 
 
 @dataclasses.dataclass
@@ -242,9 +298,11 @@ class Sweep:
     budget: float | None
     min_repeats: int
     pool: int  # distinct batches per case
+    min_sample_s: float
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, repeats: int, budget: float) -> Sweep:
+    def from_args(cls, args: argparse.Namespace, repeats: int, budget: float,
+                  min_sample: float = 0.05) -> Sweep:
         quick = args.quick
         return cls(
             batch_sizes=args.batch_sizes or ([16] if quick else [100, 512]),
@@ -255,6 +313,7 @@ class Sweep:
                 None if quick else budget),
             min_repeats=1 if quick else 5,
             pool=2 if quick else 4,
+            min_sample_s=min_sample_s(args, min_sample),
         )
 
     def as_config(self) -> dict[str, Any]:
@@ -262,7 +321,7 @@ class Sweep:
         return {"batch_sizes": self.batch_sizes, "sweep_batch_size": self.sweep_batch_size,
                 "sweep_lengths": self.lengths, "max_repeats": self.repeats,
                 "min_repeats": self.min_repeats, "case_budget_s": self.budget,
-                "batches_per_case": self.pool}
+                "batches_per_case": self.pool, "min_sample_s": self.min_sample_s}
 
     def cases(self, max_len: int) -> list[tuple[str, int, int]]:
         """(source, batch size, L): Diginetica batches, then the synthetic L sweep."""

@@ -17,12 +17,13 @@ NAME = "inference"
 K = 20
 DESCRIPTIONS = {
     "ours": "build_session_batch(item_seq, item_seq_len, num_items=...) + GCSAN.recommend(batch, "
-    "k=20) (full-sort scores, padding id masked, top-k)",
+    "k=20) (exact full-sort top-k: scores in chunks of at most 6M entries, padding id masked, "
+    "blockwise_topk)",
     "dense": "DenseGCSAN.full_sort_scores(item_seq, item_seq_len) on sequences padded to L (its "
     "per-sample NumPy loop included), padding id masked, topk(20)",
     "dense_trimmed": "the same with item_seq cut to the batch's longest session first",
-    "output_layer": "lower bound: fixed session representations [B, H] @ item table^T, padding "
-    "id masked, topk(20)",
+    "output_layer": "lower bound: the scoring alone, done as ours does it: "
+    "GCSAN.top_items(fixed session representations [B, H], k=20)",
 }
 
 
@@ -36,7 +37,6 @@ def _dense_topk(model: torch.nn.Module, item_seq: torch.Tensor,
 def make_fns(ours: Any, dense: Any, batches: C.Batches, versions: tuple[str, ...],
              hidden: int) -> dict[str, Any]:
     num_items = ours.num_items
-    table = ours.item_embedding.weight.detach().clone()
     gen = torch.Generator().manual_seed(1)
     reps = [torch.randn(t[0].size(0), hidden, generator=gen) * 0.1 for t in batches.triples]
     counters = dict.fromkeys(versions, 0)
@@ -62,11 +62,8 @@ def make_fns(ours: Any, dense: Any, batches: C.Batches, versions: tuple[str, ...
         item_seq, item_seq_len, _ = batches.triples[pick("dense_trimmed")]
         return _dense_topk(dense, item_seq[:, : int(item_seq_len.max())], item_seq_len)
 
-    @torch.no_grad()
     def run_output_layer() -> torch.Tensor:
-        scores = reps[pick("output_layer")] @ table.t()
-        scores[:, 0] = float("-inf")
-        return scores.topk(K, dim=-1).indices
+        return ours.top_items(reps[pick("output_layer")], k=K)
 
     every = {"ours": run_ours, "dense": run_dense, "dense_trimmed": run_dense_trimmed,
              "output_layer": run_output_layer}
@@ -118,7 +115,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             versions = ("ours", "dense", "output_layer")
         fns = make_fns(ours, dense, batches, versions, args.hidden)
         times = C.time_alternating(fns, sweep.repeats, warmup=1,
-                                   min_repeats=sweep.min_repeats, budget_s=sweep.budget)
+                                   min_repeats=sweep.min_repeats, budget_s=sweep.budget,
+                                   min_sample_s=sweep.min_sample_s)
         case = {"source": source, "batch_size": batch_size, "max_len": max_len,
                 "mean_session_len": batches.mean_length()}
         case.update(C.summarize(times))
@@ -142,10 +140,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "config": {"num_items": num_items, "hidden_channels": args.hidden, "k": K,
                    "diginetica_max_len": args.max_len, **sweep.as_config(),
                    "threads": threads, "versions": DESCRIPTIONS},
-        "method": "One pair of models with identical weights, eval mode; versions alternate in "
-        "one process (order reversed every other repeat) after one untimed warm-up call each, "
-        "every repeat on the same batch for all versions; medians of the raw seconds. "
-        "'agreement' compares both versions' top-20 lists and scores on the case's batches.",
+        "method": "One pair of models with identical weights, eval mode. "
+        + C.timing_method(sweep.min_sample_s)
+        + " 'agreement' compares both versions' top-20 lists and scores on the case's batches.",
         "results": results,
     }
     path = C.write_json(args.out, NAME, payload)

@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             parity = parity_check(steppers, batches.triples[0])
         fns = make_step_fns(steppers, batches, versions, args.hidden)
         times = C.time_alternating(fns, sweep.repeats, warmup=1,
-                                   min_repeats=sweep.min_repeats, budget_s=sweep.budget)
+                                   min_repeats=sweep.min_repeats, budget_s=sweep.budget,
+                                   min_sample_s=sweep.min_sample_s)
         case = {"source": source, "batch_size": batch_size, "max_len": max_len,
                 "mean_session_len": batches.mean_length()}
         case.update(summarize_case(times, batch_size))
@@ -189,10 +190,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "data": "diginetica: test.tsv prefixes drawn at random (seeded), last "
                    "max_len clicks, right-padded; synthetic: full-length random sessions"},
         "method": "Fresh models with identical weights (DenseGCSAN loads "
-        "GCSAN.to_recbole_state_dict()) and their own Adam per case; versions alternate in one "
-        "process (order reversed every other repeat) after one untimed warm-up step each, every "
-        "repeat on the same batch for all versions; dropout on (train mode). Timed: the whole "
-        "step, graph building included for ours, the NumPy loop included for dense.",
+        "GCSAN.to_recbole_state_dict()) and their own Adam per case; dropout on (train mode). "
+        "Timed: the whole step, graph building included for ours, the NumPy loop included for "
+        "dense. " + C.timing_method(sweep.min_sample_s),
         "parity_check_eval_mode": parity,
         "results": results,
     }

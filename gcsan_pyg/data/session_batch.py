@@ -4,11 +4,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch
-from torch_geometric.utils import cumsum, degree
 
 from gcsan_pyg.data.session_graph import SessionData, transition_edges
 
 _INT64_MAX = 2**63 - 1
+
+_SessionBatch = type(Batch(_base_cls=SessionData))
 
 
 def check_padded_sessions(
@@ -17,24 +18,10 @@ def check_padded_sessions(
     num_items: int | None = None,
 ) -> None:
     r"""Raises :class:`ValueError` if :obj:`item_seq` / :obj:`item_seq_len`
-    are not valid right-padded sessions (see :func:`build_session_batch`)."""
-    if not isinstance(item_seq, Tensor) or not isinstance(item_seq_len, Tensor):
-        raise ValueError("'item_seq' and 'item_seq_len' must be tensors")
-    if num_items is not None and not 1 <= num_items <= _INT64_MAX:
-        raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
-    for name, t in (("item_seq", item_seq), ("item_seq_len", item_seq_len)):
-        if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-            raise ValueError(f"'{name}' must have an integer dtype, got {t.dtype}")
-    if item_seq.dim() != 2:
-        raise ValueError(f"'item_seq' must have shape [B, L], got {tuple(item_seq.shape)}")
-    batch_size, max_len = item_seq.shape
-    if item_seq_len.dim() != 1 or item_seq_len.numel() != batch_size:
-        raise ValueError(
-            f"'item_seq_len' must have shape [B]=[{batch_size}] to match 'item_seq' "
-            f"{tuple(item_seq.shape)}, got {tuple(item_seq_len.shape)}"
-        )
-    if batch_size == 0:
-        raise ValueError("'item_seq' holds no session (B = 0)")
+    are not valid right-padded sessions (see :func:`build_session_batch`),
+    naming the first offending position and value."""
+    _check_arguments(item_seq, item_seq_len, num_items)
+    max_len = item_seq.size(1)
     bad_len = (item_seq_len < 1) | (item_seq_len > max_len)
     if bool(bad_len.any()):
         row = int(bad_len.nonzero()[0])
@@ -43,10 +30,9 @@ def check_padded_sessions(
             f"lengths must be in [1, L={max_len}]"
         )
     valid = torch.arange(max_len, device=item_seq.device) < item_seq_len.unsqueeze(1)
-    upper = num_items if num_items is not None else None
     bad = valid & (item_seq < 1)
-    if upper is not None:
-        bad |= valid & (item_seq >= upper)
+    if num_items is not None:
+        bad |= valid & (item_seq >= num_items)
     if bool(bad.any()):
         row, col = (int(i) for i in bad.nonzero()[0])
         value = int(item_seq[row, col])
@@ -55,7 +41,7 @@ def check_padded_sessions(
         elif value < 0:
             reason = "a negative item id"
         else:
-            reason = f"an item id >= num_items={upper}"
+            reason = f"an item id >= num_items={num_items}"
         raise ValueError(f"item_seq[{row}, {col}] = {value} is {reason}")
     pad = ~valid & (item_seq != 0)
     if bool(pad.any()):
@@ -97,18 +83,28 @@ def build_session_batch(
         :obj:`alias`, :obj:`batch`, :obj:`ptr` (and :obj:`y`).
     """
     if validate:
-        check_padded_sessions(item_seq, item_seq_len, num_items)
+        _check_arguments(item_seq, item_seq_len, num_items)
     device = item_seq.device
     batch_size, max_len = item_seq.shape
     item_seq_len = item_seq_len.long()
-    valid = torch.arange(max_len, device=device) < item_seq_len.unsqueeze(1)
-    # Row-major: session by session, in click order; the rows are the sessions.
-    click_session, position = valid.nonzero(as_tuple=True)
+    session_end = item_seq_len.cumsum(0)  # clicks are stored session by session
+    if validate:
+        num_clicks = _check_lengths(item_seq, item_seq_len, session_end, num_items)
+    else:
+        num_clicks = int(session_end[-1])
+    # Work from the lengths, not from a [B, L] mask: B numbers instead of B * L.
+    click_session = torch.repeat_interleave(item_seq_len, output_size=num_clicks)
+    session_start = session_end - item_seq_len
+    position = torch.arange(num_clicks, device=device) - session_start[click_session]
     clicks = item_seq[click_session, position].long()
+    if validate:
+        largest = _check_items(item_seq, clicks, item_seq_len, num_items)
+    elif num_items is None:
+        largest = int(clicks.max())
 
     # One unique over (session, item) keys gives the nodes of all sessions at
     # once, sorted by session then item id, and every click's node (alias).
-    stride = num_items if num_items is not None else int(clicks.max()) + 1
+    stride = num_items if num_items is not None else largest + 1
     distinct = None
     if batch_size * stride > _INT64_MAX:  # keys would overflow int64: rank the ids first
         distinct, ranks = torch.unique(clicks, return_inverse=True)
@@ -120,17 +116,18 @@ def build_session_batch(
     if distinct is not None:
         x = distinct[x]
     node_session = node_key // stride
-    num_nodes = node_key.numel()
 
-    # Consecutive clicks of the same session are the transitions.
-    same_session = click_session[1:] == click_session[:-1]
+    # The pair (last click of a session, first click of the next) is no edge.
     edge_index, in_weight, out_weight = transition_edges(
-        alias[:-1][same_session], alias[1:][same_session], num_nodes
+        alias, node_key.numel(), breaks=session_end[:-1] - 1
     )
+    ptr = torch.searchsorted(node_session, torch.arange(batch_size + 1, device=device))
 
-    ptr = cumsum(degree(node_session, batch_size, dtype=torch.long))
-    batch = Batch(
-        _base_cls=SessionData,
+    # Batch(_base_cls=SessionData, **attrs) builds its class and inspects
+    # signatures on every call and sets attributes one by one (~0.1 ms, a fifth
+    # of this function); a fresh batch's store takes them at once.
+    batch = type.__call__(_SessionBatch)
+    batch._store._mapping.update(
         x=x,
         edge_index=edge_index,
         in_weight=in_weight,
@@ -143,3 +140,54 @@ def build_session_batch(
         batch.y = target.long()
     batch._num_graphs = batch_size
     return batch
+
+
+def _check_arguments(item_seq: Tensor, item_seq_len: Tensor, num_items: int | None) -> None:
+    # Types and shapes: no tensor op, no device sync.
+    if not isinstance(item_seq, Tensor) or not isinstance(item_seq_len, Tensor):
+        raise ValueError("'item_seq' and 'item_seq_len' must be tensors")
+    if num_items is not None and not 1 <= num_items <= _INT64_MAX:
+        raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
+    for name, t in (("item_seq", item_seq), ("item_seq_len", item_seq_len)):
+        if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            raise ValueError(f"'{name}' must have an integer dtype, got {t.dtype}")
+    if item_seq.dim() != 2:
+        raise ValueError(f"'item_seq' must have shape [B, L], got {tuple(item_seq.shape)}")
+    batch_size = item_seq.size(0)
+    if item_seq_len.dim() != 1 or item_seq_len.numel() != batch_size:
+        raise ValueError(
+            f"'item_seq_len' must have shape [B]=[{batch_size}] to match 'item_seq' "
+            f"{tuple(item_seq.shape)}, got {tuple(item_seq_len.shape)}"
+        )
+    if batch_size == 0:
+        raise ValueError("'item_seq' holds no session (B = 0)")
+
+
+def _check_lengths(
+    item_seq: Tensor, item_seq_len: Tensor, session_end: Tensor, num_items: int | None
+) -> int:
+    # The value checks are a few reductions read back in one sync each; only
+    # a failing batch pays for check_padded_sessions' search for the culprit.
+    # Returns the number of clicks.
+    shortest, longest = item_seq_len.aminmax()
+    shortest, longest, num_clicks = torch.stack([shortest, longest, session_end[-1]]).tolist()
+    if shortest < 1 or longest > item_seq.size(1):
+        check_padded_sessions(item_seq, item_seq_len, num_items)
+    return num_clicks
+
+
+def _check_items(
+    item_seq: Tensor, clicks: Tensor, item_seq_len: Tensor, num_items: int | None
+) -> int:
+    # Returns the largest clicked id.
+    smallest, largest = clicks.aminmax()
+    # Valid ids are >= 1, so all padding is 0 iff the nonzeros are the clicks.
+    nonzero = torch.count_nonzero(item_seq)
+    smallest, largest, nonzero = torch.stack([smallest, largest, nonzero]).tolist()
+    if (
+        smallest < 1
+        or (num_items is not None and largest >= num_items)
+        or nonzero != clicks.numel()
+    ):
+        check_padded_sessions(item_seq, item_seq_len, num_items)
+    return largest

@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.utils import degree
 
 
 class SessionData(Data):
@@ -39,16 +38,28 @@ class SessionData(Data):
 
 
 def transition_edges(
-    src: Tensor, dst: Tensor, num_nodes: int
+    alias: Tensor, num_nodes: int, breaks: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    r"""The deduplicated edges :math:`src_i \to dst_i`, sorted by (source,
-    target), and their GC-SAN weights: :math:`1/\deg_{in}` of the target and
-    :math:`1/\deg_{out}` of the source, degrees counted on the deduplicated
-    edges."""
-    edge_key = torch.unique(src * num_nodes + dst)
-    edge_index = torch.stack([edge_key // num_nodes, edge_key % num_nodes])
-    in_weight = degree(edge_index[1], num_nodes).reciprocal()[edge_index[1]]
-    out_weight = degree(edge_index[0], num_nodes).reciprocal()[edge_index[0]]
+    r"""The deduplicated transitions :math:`alias_i \to alias_{i+1}` between
+    consecutive clicks, sorted by (source, target), and their GC-SAN weights:
+    :math:`1/\deg_{in}` of the target and :math:`1/\deg_{out}` of the source,
+    degrees counted on the deduplicated edges. No edge leaves the clicks at
+    the positions :obj:`breaks` (the ends of sessions in a batch)."""
+    edge_key = alias[:-1] * num_nodes + alias[1:]
+    if breaks is not None and breaks.numel() > 0:
+        # One key above every real one for the pairs across sessions: unique
+        # sorts it last, where it is cut off (cheaper than masking).
+        edge_key[breaks] = num_nodes * num_nodes
+        edge_key = torch.unique(edge_key)[:-1]
+    else:
+        edge_key = torch.unique(edge_key)
+    source, target = edge_key // num_nodes, edge_key % num_nodes
+    # Both degrees from one count: targets' bins come after the sources'.
+    slot = torch.cat([source, target + num_nodes])
+    weight = torch.bincount(slot, minlength=2 * num_nodes).reciprocal()[slot]
+    num_edges = edge_key.numel()
+    edge_index = torch.stack([source, target])
+    out_weight, in_weight = weight[:num_edges], weight[num_edges:]
     return edge_index, in_weight, out_weight
 
 
@@ -99,7 +110,7 @@ def session_to_graph(
         )
 
     x, alias = torch.unique(seq, sorted=True, return_inverse=True)
-    edge_index, in_weight, out_weight = transition_edges(alias[:-1], alias[1:], x.numel())
+    edge_index, in_weight, out_weight = transition_edges(alias, x.numel())
 
     data = SessionData(
         x=x,

@@ -10,11 +10,15 @@ from torch_geometric.data import Data
 from torch_geometric.utils import cumsum, degree
 
 from gcsan_pyg.data.session_batch import build_session_batch
+from gcsan_pyg.nn.blockwise_topk import blockwise_topk
 from gcsan_pyg.nn.full_softmax import full_softmax_cross_entropy
 from gcsan_pyg.nn.self_attention import SelfAttentionEncoder
 from gcsan_pyg.nn.session_gated_conv import SessionGatedConv
 
 LOSS_TYPES = ("CE", "BPR")
+# recommend() scores at most this many entries (24 MiB of float32) at a time:
+# larger buffers come fresh from the OS (mmap, page faults) on every call.
+_SCORE_CHUNK_ELEMENTS = 6 * 2**20
 
 
 class GCSAN(nn.Module):
@@ -211,15 +215,40 @@ class GCSAN(nn.Module):
     def recommend(self, batch: Data, k: int = 20, exclude_seen: bool = False) -> Tensor:
         r"""Top-:obj:`k` item ids per session, best first, shape :obj:`[B, k]`;
         never the padding id 0, nor (with :obj:`exclude_seen`) an item of the
-        session itself."""
+        session itself (see :meth:`top_items`)."""
+        seen = (_node_session(batch), batch.x) if exclude_seen else None
+        return self.top_items(self(batch), k, seen)
+
+    @torch.no_grad()
+    def top_items(
+        self, session: Tensor, k: int = 20, seen: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        r"""Top-:obj:`k` item ids for session representations :obj:`session`
+        :obj:`[B, hidden_channels]` (as :meth:`forward` returns them), best
+        first, never the padding id 0 nor the items :obj:`seen` = (session
+        index, item id) pairs, session indices ascending.
+
+        The ranking is exact (:func:`~gcsan_pyg.nn.blockwise_topk`); sessions
+        are scored some rows at a time, so that the score matrix of a large
+        batch is never held whole."""
         available = self.num_items - 1
         if not 1 <= k <= available:
             raise ValueError(f"'k' must lie in [1, {available}] (the number of items), got {k}")
-        scores = self.full_sort_scores(batch)
-        scores[:, 0] = float("-inf")
-        if exclude_seen:
-            scores[_node_session(batch), batch.x] = float("-inf")
-        return scores.topk(k, dim=-1).indices
+        table_t = self.item_embedding.weight.t()
+        num_chunks = -(-session.size(0) * self.num_items // _SCORE_CHUNK_ELEMENTS)
+        rows = -(-session.size(0) // num_chunks)  # chunks of equal size
+        top = []
+        for start in range(0, session.size(0), rows):
+            scores = session[start : start + rows] @ table_t
+            scores[:, 0] = float("-inf")
+            if seen is not None:
+                seen_session, seen_item = seen
+                first, last = torch.searchsorted(
+                    seen_session, torch.tensor([start, start + rows], device=scores.device)
+                ).tolist()
+                scores[seen_session[first:last] - start, seen_item[first:last]] = float("-inf")
+            top.append(blockwise_topk(scores, k)[1])
+        return torch.cat(top)
 
     def loss(
         self,
