@@ -14,7 +14,7 @@ import _common as C
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from gcsan_pyg.data import build_session_batch, check_padded_sessions
+from gcsan_pyg.data import build_session_batch
 from gcsan_pyg.nn.full_softmax import full_softmax_cross_entropy
 from gcsan_pyg.training.trainer import make_adam
 
@@ -43,27 +43,21 @@ def train_step(model: Any, opt: Any, triple: tuple, num_items: int) -> None:
 
 @torch.no_grad()
 def inference(model: Any, triple: tuple, num_items: int, k: int = 20) -> torch.Tensor:
-    """Equals GCSAN.recommend(batch, k) (padding id masked)."""
+    """Equals GCSAN.recommend(batch, k)."""
     item_seq, item_seq_len, _ = triple
     with record_function(PHASE_PREFIX + "build_session_batch"):
         batch = build_session_batch(item_seq, item_seq_len, num_items=num_items)
     with record_function(PHASE_PREFIX + "session encoder forward (model(batch))"):
         session = model(batch)
-    with record_function(PHASE_PREFIX + "full-sort scores"):
-        scores = session @ model.item_embedding.weight.t()
-        scores[:, 0] = float("-inf")
-    with record_function(PHASE_PREFIX + "top-k"):
-        return scores.topk(k, dim=-1).indices
+    with record_function(PHASE_PREFIX + "scores and top-k (model.top_items)"):
+        return model.top_items(session, k)
 
 
 def graph_build(triple: tuple, num_items: int) -> Any:
-    """Equals build_session_batch(..., validate=True), split in its two parts."""
+    """build_session_batch(..., validate=True), as the models call it."""
     item_seq, item_seq_len, target = triple
-    with record_function(PHASE_PREFIX + "validation (check_padded_sessions)"):
-        check_padded_sessions(item_seq, item_seq_len, num_items)
-    with record_function(PHASE_PREFIX + "construction (build_session_batch, validate=False)"):
-        return build_session_batch(item_seq, item_seq_len, target, num_items=num_items,
-                                   validate=False)
+    with record_function(PHASE_PREFIX + "build_session_batch"):
+        return build_session_batch(item_seq, item_seq_len, target, num_items=num_items)
 
 
 def profile_fn(fn: Any, steps: int, top: int) -> dict[str, Any]:

@@ -21,7 +21,10 @@ DESCRIPTIONS = {
     "ours": "GCSAN: build_session_batch(item_seq, item_seq_len, target, num_items) + "
     "model.loss(batch) + backward + Adam.step (zero_grad(set_to_none=True) first)",
     "dense": "DenseGCSAN.loss(item_seq, item_seq_len, target) on sequences padded to L (its "
-    "forward runs its per-sample NumPy loop) + backward + Adam.step",
+    "forward runs its per-sample NumPy loop and turns the lists into tensors as the reference "
+    "does) + backward + Adam.step",
+    "dense_numpy": "the same with DenseGCSAN(stacking='numpy'): the loop's lists stacked by NumPy "
+    "first, a faster dense baseline than the reference",
     "dense_trimmed": "the same, but item_seq cut to the batch's longest session before the call "
     "(a cheaper baseline than padding every batch to L)",
     "output_layer": "lower bound: fixed session representations [B, H] (a leaf that needs a "
@@ -35,8 +38,10 @@ def make_steppers(num_items: int, hidden: int, seed: int, lr: float) -> dict[str
     """Models (identical initial weights) and their optimizers."""
     ours, dense = C.make_models(num_items, hidden, seed=seed)
     dense_trimmed = copy.deepcopy(dense)
+    dense_numpy = copy.deepcopy(dense)
+    dense_numpy.stacking = "numpy"
     table = torch.nn.Parameter(ours.item_embedding.weight.detach().clone())
-    for m in (ours, dense, dense_trimmed):
+    for m in (ours, dense, dense_trimmed, dense_numpy):
         m.train()
     # Ours and the lower bound use the trainer's optimizer (fused Adam); the dense
     # reference uses plain Adam, as RecBole does.
@@ -44,6 +49,7 @@ def make_steppers(num_items: int, hidden: int, seed: int, lr: float) -> dict[str
         "ours": (ours, make_adam(ours, lr, 0.0)),
         "dense": (dense, torch.optim.Adam(dense.parameters(), lr=lr)),
         "dense_trimmed": (dense_trimmed, torch.optim.Adam(dense_trimmed.parameters(), lr=lr)),
+        "dense_numpy": (dense_numpy, torch.optim.Adam(dense_numpy.parameters(), lr=lr)),
         "output_layer": (table, make_adam(torch.nn.ParameterList([table]), lr, 0.0)),
         "reg_weight": ours.reg_weight,
     }
@@ -88,14 +94,17 @@ def make_step_fns(steppers: dict, batches: C.Batches, versions: tuple[str, ...],
         opt.step()
         return loss.item()
 
-    def dense() -> float:
-        model, opt = steppers["dense"]
-        item_seq, item_seq_len, target = batches.triples[pick("dense")]
+    def dense(version: str = "dense") -> float:
+        model, opt = steppers[version]
+        item_seq, item_seq_len, target = batches.triples[pick(version)]
         opt.zero_grad(set_to_none=True)
         loss = model.loss(item_seq, item_seq_len, target)
         loss.backward()
         opt.step()
         return loss.item()
+
+    def dense_numpy() -> float:
+        return dense("dense_numpy")
 
     def dense_trimmed() -> float:
         model, opt = steppers["dense_trimmed"]
@@ -118,7 +127,8 @@ def make_step_fns(steppers: dict, batches: C.Batches, versions: tuple[str, ...],
         opt.step()
         return loss.item()
 
-    every = {"ours": ours, "dense": dense, "dense_trimmed": dense_trimmed,
+    every = {"ours": ours, "dense": dense, "dense_numpy": dense_numpy,
+             "dense_trimmed": dense_trimmed,
              "output_layer": output_layer}
     return {v: every[v] for v in versions}
 
@@ -130,6 +140,8 @@ def summarize_case(times: dict, batch_size: int) -> dict[str, Any]:
     out["speedup_vs_dense"] = {k: med["dense"] / med[k] for k in med if k != "dense"}
     if "dense_trimmed" in med:
         out["speedup_ours_vs_dense_trimmed"] = med["dense_trimmed"] / med["ours"]
+    if "dense_numpy" in med:
+        out["speedup_ours_vs_dense_numpy"] = med["dense_numpy"] / med["ours"]
     if "output_layer" in med:
         out["step_over_output_layer"] = {k: med[k] / med["output_layer"]
                                          for k in med if k != "output_layer"}
@@ -158,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if source == "diginetica":
             batches = C.diginetica_batches(prefixes, labels, batch_size, max_len, sweep.pool,
                                            args.seed)
-            versions = ("ours", "dense", "dense_trimmed", "output_layer")
+            versions = ("ours", "dense", "dense_numpy", "dense_trimmed", "output_layer")
         else:
             batches = C.synthetic_batches(batch_size, max_len, sweep.pool, num_items, args.seed)
             versions = ("ours", "dense", "output_layer")
@@ -211,14 +223,16 @@ def render(payload: dict) -> str:
         rows.append([
             c["source"], c["batch_size"], c["max_len"], round(c["mean_session_len"], 1),
             c["median_s"]["ours"] * 1e3, c["median_s"]["dense"] * 1e3,
-            sps["ours"], sps["dense"], sps.get("dense_trimmed", "-"), sps["output_layer"],
-            sp["ours"], c.get("speedup_ours_vs_dense_trimmed", "-"),
+            sps["ours"], sps["dense"], sps.get("dense_numpy", "-"), sps.get("dense_trimmed", "-"),
+            sps["output_layer"], sp["ours"], c.get("speedup_ours_vs_dense_numpy", "-"),
+            c.get("speedup_ours_vs_dense_trimmed", "-"),
             ratio.get("ours", "-"), ratio.get("dense", "-"), c["repeats"],
         ])
     table = C.format_table(
         ["data", "B", "L", "mean len", "ours ms", "dense ms", "ours samples/s",
-         "dense samples/s", "dense-trimmed samples/s", "output-layer samples/s",
-         "ours speed-up vs dense", "ours speed-up vs dense-trimmed", "ours / output layer",
+         "dense samples/s", "dense-numpy samples/s", "dense-trimmed samples/s",
+         "output-layer samples/s", "ours speed-up vs dense", "ours speed-up vs dense-numpy",
+         "ours speed-up vs dense-trimmed", "ours / output layer",
          "dense / output layer", "repeats"], rows)
     cfg = payload["config"]
     parity = payload.get("parity_check_eval_mode") or {}

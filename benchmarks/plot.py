@@ -15,6 +15,7 @@ import _common as C
 
 STYLE = {
     "dense": dict(color="tab:red", marker="s", label="dense reference"),
+    "dense_numpy": dict(color="tab:pink", marker="P", label="dense, NumPy stacking"),
     "dense_trimmed": dict(color="tab:orange", marker="v", label="dense, trimmed to batch max"),
     "ours": dict(color="tab:blue", marker="o", label="ours (build_session_batch / GCSAN)"),
     "ours_novalidate": dict(color="tab:cyan", marker=".", label="ours, validate=False"),

@@ -116,3 +116,51 @@ def test_tables_and_plots(quick_results):
         for png in ("graph_construction_time.png", "graph_construction_memory.png",
                     "train_step_vs_L.png", "inference_vs_L.png", "memory_vs_L.png"):
             assert (quick_results / png).stat().st_size > 1000, png
+
+
+def _benchmarks_common():
+    spec = importlib.util.spec_from_file_location(
+        "bench_common", REPO / "benchmarks" / "_common.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_time_alternating_samples_consecutive_calls():
+    common = _benchmarks_common()
+    calls = {"fast": 0, "slow": 0}
+    order = []
+
+    def fast():
+        calls["fast"] += 1
+        order.append("fast")
+
+    def slow():
+        calls["slow"] += 1
+        order.append("slow")
+        start = common.time.perf_counter()
+        while common.time.perf_counter() - start < 0.004:
+            pass
+
+    timings = common.time_alternating({"fast": fast, "slow": slow}, repeats=3,
+                                      min_sample_s=0.003)
+    # The slow version's one call already fills a sample; the fast one needs many.
+    assert timings.calls_per_sample["slow"] == 1
+    assert timings.calls_per_sample["fast"] > 10
+    assert calls == {"fast": 1 + 3 * timings.calls_per_sample["fast"], "slow": 1 + 3}
+    # Warm-up (fast, slow), then samples in the order fast slow | slow fast | fast
+    # slow, each a run of consecutive calls.
+    runs = [order[0]]
+    for name in order[1:]:
+        if name != runs[-1]:
+            runs.append(name)
+    assert runs == ["fast", "slow", "fast", "slow", "fast", "slow"]
+    assert order[2:2 + timings.calls_per_sample["fast"]] == ["fast"] * timings.calls_per_sample[
+        "fast"]
+    assert all(len(v) == 3 for v in (*timings.per_call.values(), *timings.first_call.values()))
+    assert min(timings.per_call["slow"]) >= 0.004
+    summary = common.summarize(timings)
+    assert summary["calls_per_sample"] == timings.calls_per_sample
+    assert set(summary["first_call_median_s"]) == {"fast", "slow"}
+    assert "consecutive calls" in common.timing_method(0.003)

@@ -107,3 +107,13 @@ def test_build_session_batch_keeps_device_and_dtype():
     assert batch.x.dtype == torch.long and batch.alias.dtype == torch.long
     assert batch.in_weight.dtype == torch.float32
     assert batch.x.device == item_seq.device
+
+
+def test_dense_stackings_agree():
+    item_seq, _ = pad([[3, 5, 5, 3, 9], [4], [8, 8, 2]], 6)
+    reference = dense_session_adjacency(item_seq.numpy())
+    numpy_stacked = dense_session_adjacency(item_seq.numpy(), stacking="numpy")
+    for a, b in zip(reference, numpy_stacked):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    with pytest.raises(ValueError, match="'stacking' must be one of"):
+        dense_session_adjacency(item_seq.numpy(), stacking="fast")

@@ -111,11 +111,12 @@ def build_session_batch(
         stride = distinct.numel()
     else:
         ranks = clicks
-    node_key, alias = torch.unique(click_session * stride + ranks, return_inverse=True)
-    x = node_key % stride
+    node_key, alias = torch.unique(torch.add(ranks, click_session, alpha=stride),
+                                   return_inverse=True)
+    node_session = node_key // stride
+    x = torch.add(node_key, node_session, alpha=-stride)  # node_key % stride, cheaper
     if distinct is not None:
         x = distinct[x]
-    node_session = node_key // stride
 
     # The pair (last click of a session, first click of the next) is no edge.
     edge_index, in_weight, out_weight = transition_edges(
@@ -124,8 +125,8 @@ def build_session_batch(
     ptr = torch.searchsorted(node_session, torch.arange(batch_size + 1, device=device))
 
     # Batch(_base_cls=SessionData, **attrs) builds its class and inspects
-    # signatures on every call and sets attributes one by one (~0.1 ms, a fifth
-    # of this function); a fresh batch's store takes them at once.
+    # signatures on every call and sets attributes one by one (~0.1 ms, a
+    # quarter of this function's time); a fresh batch's store takes them at once.
     batch = type.__call__(_SessionBatch)
     batch._store._mapping.update(
         x=x,

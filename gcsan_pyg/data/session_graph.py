@@ -45,15 +45,15 @@ def transition_edges(
     :math:`1/\deg_{in}` of the target and :math:`1/\deg_{out}` of the source,
     degrees counted on the deduplicated edges. No edge leaves the clicks at
     the positions :obj:`breaks` (the ends of sessions in a batch)."""
-    edge_key = alias[:-1] * num_nodes + alias[1:]
+    edge_key = torch.add(alias[1:], alias[:-1], alpha=num_nodes)
     if breaks is not None and breaks.numel() > 0:
         # One key above every real one for the pairs across sessions: unique
         # sorts it last, where it is cut off (cheaper than masking).
-        edge_key[breaks] = num_nodes * num_nodes
-        edge_key = torch.unique(edge_key)[:-1]
+        edge_key = torch.unique(edge_key.index_fill_(0, breaks, num_nodes * num_nodes))[:-1]
     else:
         edge_key = torch.unique(edge_key)
-    source, target = edge_key // num_nodes, edge_key % num_nodes
+    source = edge_key // num_nodes
+    target = torch.add(edge_key, source, alpha=-num_nodes)  # edge_key % num_nodes, cheaper
     # Both degrees from one count: targets' bins come after the sources'.
     slot = torch.cat([source, target + num_nodes])
     weight = torch.bincount(slot, minlength=2 * num_nodes).reciprocal()[slot]
