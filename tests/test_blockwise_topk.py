@@ -71,3 +71,8 @@ def test_recommend_in_row_chunks_equals_full_ranking(monkeypatch):
     monkeypatch.setattr(gcsan_module, "_SCORE_CHUNK_ELEMENTS", 5 * num_items)
     assert torch.equal(model.recommend(batch, k=20), expected)
     assert torch.equal(model.recommend(batch, k=20, exclude_seen=True), expected_unseen)
+
+
+def test_top_items_of_no_session():
+    model = GCSAN(50, hidden_channels=8, inner_channels=16)
+    assert model.top_items(torch.empty(0, 8), k=5).shape == (0, 5)

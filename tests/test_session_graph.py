@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -117,3 +119,20 @@ def test_dense_stackings_agree():
         assert a.dtype == b.dtype and torch.equal(a, b)
     with pytest.raises(ValueError, match="'stacking' must be one of"):
         dense_session_adjacency(item_seq.numpy(), stacking="fast")
+
+
+def test_built_batch_behaves_like_a_pyg_batch():
+    # build_session_batch fills a fresh Batch's store directly (no per-attribute setattr):
+    # the result must still act as any PyG Batch.
+    item_seq, lengths = pad([[3, 5, 5, 3, 9], [4], [8, 8, 2]], 6)
+    batch = build_session_batch(item_seq, lengths, target=torch.tensor([1, 2, 3]))
+    assert isinstance(batch, Batch) and batch.num_graphs == 3 and batch.num_nodes == 6
+    assert set(batch.keys()) == {"x", "edge_index", "in_weight", "out_weight", "alias", "batch",
+                                 "ptr", "y"}
+    copy = pickle.loads(pickle.dumps(batch))
+    for b in (batch.clone(), batch.to("cpu"), copy):
+        assert b.num_graphs == 3
+        for key in batch.keys():
+            assert torch.equal(b[key], batch[key]), key
+    batch.extra = torch.ones(3)  # attributes can still be set the usual way
+    assert "extra" in batch.keys()

@@ -234,6 +234,8 @@ class GCSAN(nn.Module):
         available = self.num_items - 1
         if not 1 <= k <= available:
             raise ValueError(f"'k' must lie in [1, {available}] (the number of items), got {k}")
+        if session.size(0) == 0:
+            return torch.empty(0, k, dtype=torch.long, device=session.device)
         table_t = self.item_embedding.weight.t()
         num_chunks = -(-session.size(0) * self.num_items // _SCORE_CHUNK_ELEMENTS)
         rows = -(-session.size(0) // num_chunks)  # chunks of equal size
