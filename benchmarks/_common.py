@@ -425,6 +425,16 @@ def write_json(out_dir: Path, name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def publish(out_dir: Path, name: str, payload: dict[str, Any],
+            render: Callable[[dict], str]) -> dict[str, Any]:
+    """Writes a script's result file, prints its table and where it went;
+    returns the payload (what every script's ``main`` returns)."""
+    path = write_json(out_dir, name, payload)
+    print(render(payload))
+    print(f"\nwrote {path}")
+    return payload
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table (also readable as plain text)."""
     cells = [[_fmt(c) for c in row] for row in rows]

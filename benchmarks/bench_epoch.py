@@ -129,10 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "times_s": {k: [round(v, 6) for v in vals] for k, vals in times.items()},
         "losses": {k: [round(v, 5) for v in vals] for k, vals in losses.items()},
     }
-    path = C.write_json(args.out, NAME, payload)
-    print(render(payload))
-    print(f"\nwrote {path}")
-    return payload
+    return C.publish(args.out, NAME, payload, render)
 
 
 def render(payload: dict) -> str:

@@ -167,10 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": results,
         "targets": targets(results),
     }
-    path = C.write_json(args.out, NAME, payload)
-    print(render(payload))
-    print(f"\nwrote {path}")
-    return payload
+    return C.publish(args.out, NAME, payload, render)
 
 
 def _find(results: list[dict], **match: Any) -> dict | None:

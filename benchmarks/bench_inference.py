@@ -160,10 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + " 'agreement' compares both versions' top-20 lists and scores on the case's batches.",
         "results": results,
     }
-    path = C.write_json(args.out, NAME, payload)
-    print(render(payload))
-    print(f"\nwrote {path}")
-    return payload
+    return C.publish(args.out, NAME, payload, render)
 
 
 def render(payload: dict) -> str:

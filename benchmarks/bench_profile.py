@@ -148,10 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "inference": infer,
         "graph_build": build,
     }
-    path = C.write_json(args.out, NAME, payload)
-    print(render(payload))
-    print(f"\nwrote {path}")
-    return payload
+    return C.publish(args.out, NAME, payload, render)
 
 
 def render(payload: dict) -> str:

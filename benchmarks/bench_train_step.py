@@ -208,10 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "parity_check_eval_mode": parity,
         "results": results,
     }
-    path = C.write_json(args.out, NAME, payload)
-    print(render(payload))
-    print(f"\nwrote {path}")
-    return payload
+    return C.publish(args.out, NAME, payload, render)
 
 
 def render(payload: dict) -> str:
