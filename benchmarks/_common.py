@@ -323,6 +323,18 @@ class Sweep:
                 "min_repeats": self.min_repeats, "case_budget_s": self.budget,
                 "batches_per_case": self.pool, "min_sample_s": self.min_sample_s}
 
+    def batches(self, source: str, batch_size: int, max_len: int, prefixes: list[list[int]],
+                labels: list[int], num_items: int, seed: int) -> Batches:
+        """The pool of batches of one case (see :meth:`cases`)."""
+        if source == "diginetica":
+            return diginetica_batches(prefixes, labels, batch_size, max_len, self.pool, seed)
+        return synthetic_batches(batch_size, max_len, self.pool, num_items, seed)
+
+    def time(self, fns: dict[str, Callable[[], Any]]) -> Timings:
+        """:func:`time_alternating` with this sweep's repeat policy."""
+        return time_alternating(fns, self.repeats, warmup=1, min_repeats=self.min_repeats,
+                                budget_s=self.budget, min_sample_s=self.min_sample_s)
+
     def cases(self, max_len: int) -> list[tuple[str, int, int]]:
         """(source, batch size, L): Diginetica batches, then the synthetic L sweep."""
         return [("diginetica", b, max_len) for b in self.batch_sizes] + [

@@ -119,17 +119,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = []
     cases = sweep.cases(args.max_len)
     for source, batch_size, max_len in cases:
-        if source == "diginetica":
-            batches = C.diginetica_batches(prefixes, labels, batch_size, max_len, sweep.pool,
-                                           args.seed)
-            versions = ("ours", "dense", "dense_numpy", "dense_trimmed", "output_layer")
-        else:
-            batches = C.synthetic_batches(batch_size, max_len, sweep.pool, num_items, args.seed)
-            versions = ("ours", "dense", "output_layer")
+        batches = sweep.batches(source, batch_size, max_len, prefixes, labels, num_items,
+                                args.seed)
+        versions = (("ours", "dense", "dense_numpy", "dense_trimmed", "output_layer")
+                    if source == "diginetica" else ("ours", "dense", "output_layer"))
         fns = make_fns(ours, dense, batches, versions, args.hidden)
-        times = C.time_alternating(fns, sweep.repeats, warmup=1,
-                                   min_repeats=sweep.min_repeats, budget_s=sweep.budget,
-                                   min_sample_s=sweep.min_sample_s)
+        times = sweep.time(fns)
         case = {"source": source, "batch_size": batch_size, "max_len": max_len,
                 "mean_session_len": batches.mean_length()}
         case.update(C.summarize(times))
