@@ -35,11 +35,25 @@ def test_ties_give_the_same_values():
 
 
 def test_all_top_entries_in_one_block():
+    # 2000 columns in blocks of 32: 62 interleaved blocks, block b holding
+    # columns b, b + 62, ..., b + 31 * 62, and a last block of 16 columns.
     scores = torch.zeros(2, 2000)
-    scores[:, 64:96] = torch.arange(32.0)  # the 20 best lie in block 2
+    block_2 = torch.arange(2, 1984, 62)
+    scores[:, block_2] = torch.arange(32.0)  # the 20 best lie in block 2
     values, indices = blockwise_topk(scores, 20)
-    assert torch.equal(indices, torch.arange(95, 75, -1).expand(2, -1))
+    assert torch.equal(indices, block_2.flip(0)[:20].expand(2, -1))
     assert torch.equal(values, torch.arange(31.0, 11.0, -1).expand(2, -1))
+    scores[1, 1984:] = 100.0 + torch.arange(16.0)  # now the 16 best lie in the last block
+    values, indices = blockwise_topk(scores, 20)
+    assert torch.equal(indices[1], torch.cat([torch.arange(1999, 1983, -1), block_2[-4:].flip(0)]))
+    assert torch.equal(values[1, :16], 100.0 + torch.arange(15.0, -1.0, -1))
+
+
+def test_non_contiguous_scores():
+    scores = torch.randn(3000, 9).t()  # [9, 3000], columns strided
+    values, indices = blockwise_topk(scores, 20)
+    assert torch.equal(values, scores.topk(20, dim=1).values)
+    assert torch.equal(indices, scores.topk(20, dim=1).indices)
 
 
 def test_narrow_matrices_fall_back_and_bad_k_raises():

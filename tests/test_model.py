@@ -3,6 +3,7 @@ import torch
 
 from gcsan_pyg import GCSAN, SessionGatedConv, build_session_batch, session_to_graph
 from gcsan_pyg.data import check_padded_sessions
+from gcsan_pyg.nn import full_softmax_cross_entropy
 
 NUM_ITEMS = 30
 
@@ -70,6 +71,14 @@ def test_model_rejects_out_of_range_items(model):
         model(session_to_graph([2, 31]))
     with pytest.raises(ValueError, match=r"item_seq\[0, 1\] = 99"):
         model.build_batch(*batch_of([[2, 99]]))
+    # A batch made some other way is checked by the model itself.
+    batch = model.build_batch(*batch_of([[2, 5], [7]]))
+    batch.x[1] = 0
+    with pytest.raises(ValueError, match=r"item id 0 .*\[1, 29\]"):
+        model(batch)
+    batch.x[1] = 40
+    with pytest.raises(ValueError, match=r"item id 40 .*\[1, 29\]"):
+        model(batch)
 
 
 @pytest.mark.parametrize(
@@ -145,6 +154,24 @@ def test_initialisation_scheme():
     assert (model.gnn.lin_in.bias == 0).all()
     layer = model.encoder.layers[0]
     assert (layer.attn_norm.weight == 1).all() and (layer.attn_norm.bias == 0).all()
+
+
+def test_ce_loss_table_gradient_is_dense_and_exact():
+    # loss() looks items up with a sparse gradient, which autograd adds into
+    # the dense one of the full-softmax CE: the table's .grad must come out
+    # dense (fused Adam needs it) and equal to that of a plain dense lookup.
+    torch.manual_seed(0)
+    model = GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16).eval()
+    batch = model.build_batch(*batch_of([[5, 6, 5], [7], [3, 9, 12, 3]]), torch.tensor([1, 2, 3]))
+    model.loss(batch).backward()
+    grad = model.item_embedding.weight.grad
+    assert grad.layout == torch.strided
+    model.zero_grad()
+    loss = full_softmax_cross_entropy(model(batch), model.item_embedding.weight, batch.y,
+                                      model.reg_weight)
+    loss.backward()
+    torch.testing.assert_close(grad, model.item_embedding.weight.grad, rtol=1e-6, atol=1e-7)
+    assert grad[[5, 6, 7, 3, 9, 12]].abs().sum() > 0
 
 
 def test_training_reduces_loss():

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import cumsum, degree
@@ -167,10 +168,17 @@ class GCSAN(nn.Module):
 
     def forward(self, batch: Data) -> Tensor:
         r"""Session representations, shape :obj:`[B, hidden_channels]`."""
+        return self._encode(batch)
+
+    def _encode(self, batch: Data, sparse_lookup: bool = False) -> Tensor:
+        # sparse_lookup: the item lookup's gradient as a sparse tensor. Only
+        # for a loss that also sends the table a dense gradient: autograd then
+        # adds the few looked-up rows into that one in place, where a dense
+        # lookup gradient costs a zero-filled table and a full-table add.
         self._check_items(batch.x)
         node_session = _node_session(batch)
         num_sessions = _num_sessions(batch)
-        h = self.item_embedding(batch.x)
+        h = F.embedding(batch.x, self.item_embedding.weight, padding_idx=0, sparse=sparse_lookup)
         h = self.gnn(h, batch.edge_index, batch.in_weight, batch.out_weight)
 
         seq_hidden = h[batch.alias]  # node states back at the click positions
@@ -194,9 +202,11 @@ class GCSAN(nn.Module):
     def _check_items(self, items: Tensor) -> None:
         if items.dtype.is_floating_point or items.dtype == torch.bool:
             raise ValueError(f"item ids 'x' must be integers, got dtype {items.dtype}")
-        bad = (items < 1) | (items >= self.num_items)
-        if items.numel() and bool(bad.any()):
-            value = int(items[bad][0])
+        if items.numel() == 0:
+            return
+        smallest, largest = torch.stack(items.aminmax()).tolist()  # one sync
+        if smallest < 1 or largest >= self.num_items:
+            value = smallest if smallest < 1 else largest
             raise ValueError(
                 f"item id {value} in the batch is out of range: ids must lie in "
                 f"[1, num_items - 1] = [1, {self.num_items - 1}]"
@@ -266,14 +276,17 @@ class GCSAN(nn.Module):
             target = getattr(batch, "y", None)
             if target is None:
                 raise ValueError("no 'target' given and the batch has no 'y'")
-        seq_output = self(batch)
         if self.loss_type == "CE":
+            # The fused CE sends the whole table a dense gradient (scores of
+            # every item + regulariser), so the lookup's can be sparse.
+            seq_output = self._encode(batch, sparse_lookup=True)
             # CE + regulariser in one fused op (see full_softmax_cross_entropy).
             return full_softmax_cross_entropy(
                 seq_output, self.item_embedding.weight, target, self.reg_weight
             )
         if neg_items is None:
             raise ValueError("loss_type='BPR' needs 'neg_items'")
+        seq_output = self(batch)
         pos_score = (seq_output * self.item_embedding(target)).sum(-1)
         neg_score = (seq_output * self.item_embedding(neg_items)).sum(-1)
         loss = -torch.log(1e-10 + torch.sigmoid(pos_score - neg_score)).mean()
