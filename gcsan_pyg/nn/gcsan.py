@@ -271,7 +271,11 @@ class GCSAN(nn.Module):
         r"""Training loss: cross-entropy over all items (:obj:`loss_type="CE"`)
         or BPR of :obj:`target` against :obj:`neg_items`
         (:obj:`loss_type="BPR"`), plus :obj:`reg_weight` times the embedding
-        regulariser. :obj:`target` defaults to :obj:`batch.y`."""
+        regulariser. :obj:`target` defaults to :obj:`batch.y`.
+
+        The item table's gradient is dense either way (with CE, the lookup's
+        few rows are added into the full-softmax gradient in place), so any
+        optimizer, fused Adam included, can step it."""
         if target is None:
             target = getattr(batch, "y", None)
             if target is None:
