@@ -40,10 +40,7 @@ def graph_bytes(item_seq: torch.Tensor, item_seq_len: torch.Tensor, num_items: i
     # dense: nodes [B, L] int64 + alias [B, L] int64 + adjacency [B, L, 2L] float32
     dense = batch_size * max_len * 8 * 2 + batch_size * max_len * 2 * max_len * 4
     batch = build_session_batch(item_seq, item_seq_len, num_items=num_items)
-    parts = {
-        key: C.tensor_bytes(batch[key])
-        for key in ("x", "edge_index", "in_weight", "out_weight", "alias", "batch", "ptr")
-    }
+    parts = {key: C.tensor_bytes(batch[key]) for key in batch.keys()}  # no y: no target given
     return {
         "dense": dense,
         "ours": sum(parts.values()),

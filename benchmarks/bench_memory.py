@@ -3,7 +3,7 @@
 Three measures per batch and version, each explained in the JSON:
 
 * ``graph_bytes``: the graph tensors the model consumes (dense: nodes, alias,
-  [B, L, 2L] adjacency; ours: x, edge_index, in/out weights, alias, batch, ptr).
+  [B, L, 2L] adjacency; ours: x, edge_index, alias, batch, ptr).
 * ``saved_for_backward_bytes``: the distinct tensor storages autograd keeps
   from the forward pass for the backward pass (``saved_tensors_hooks``),
   parameters excluded, for the session encoder alone (``model(batch)``) and for
@@ -105,8 +105,7 @@ def measure(ours: Any, dense: Any, triple: tuple, num_items: int) -> dict[str, A
     opt_dense.zero_grad(set_to_none=True)
 
     batch = build_session_batch(item_seq, item_seq_len, target, num_items=num_items)
-    ours_graph = C.tensor_bytes(*(batch[k] for k in ("x", "edge_index", "in_weight",
-                                                     "out_weight", "alias", "batch", "ptr")))
+    ours_graph = C.tensor_bytes(*(batch[k] for k in batch.keys() if k != "y"))
     numpy_bytes = batch_size * max_len * 8 * 2 + batch_size * max_len * 2 * max_len * 4
     ours_params = list(ours.parameters())
     dense_params = list(dense.parameters())
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "method": {
             "graph_bytes": "numel * element_size of the graph tensors of the batch (dense: "
             "nodes [B,L] int64 + alias [B,L] int64 + adjacency [B,L,2L] float32; ours: x, "
-            "edge_index, in_weight, out_weight, alias, batch, ptr).",
+            "edge_index, alias, batch, ptr).",
             "saved_for_backward_bytes_encoder": "bytes of the distinct storages passed to "
             "torch.autograd.graph.saved_tensors_hooks' pack hook during model(batch) (session "
             "representations only), parameters' storages excluded. This is the activation "

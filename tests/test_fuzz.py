@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -48,10 +47,6 @@ def _check_graph(graph, items: list[int], target: int | None) -> None:
     node = {item: n for n, item in enumerate(x)}
     pairs = sorted({(node[a], node[b]) for a, b in zip(items, items[1:])})
     assert [tuple(e) for e in graph.edge_index.t().tolist()] == pairs
-    in_deg = Counter(v for _, v in pairs)
-    out_deg = Counter(u for u, _ in pairs)
-    assert graph.in_weight.tolist() == pytest.approx([1 / in_deg[v] for _, v in pairs])
-    assert graph.out_weight.tolist() == pytest.approx([1 / out_deg[u] for u, _ in pairs])
     if target is not None:
         assert graph.y.tolist() == [target]
 
@@ -96,7 +91,7 @@ def test_build_session_batch_is_correct_or_a_value_error(sessions, num_items):
         return
     batch = build_session_batch(item_seq, lengths, target, num_items=num_items)
     expected = Batch.from_data_list([session_to_graph(s, int(t)) for s, t in zip(sessions, target)])
-    for key in ("x", "edge_index", "in_weight", "out_weight", "alias", "batch", "ptr", "y"):
+    for key in ("x", "edge_index", "alias", "batch", "ptr", "y"):
         assert torch.equal(batch[key], expected[key]), key
     # The loader's path: ids known to be valid, the table size given, no checks.
     fast = build_session_batch(item_seq, lengths, target, num_items=num_items, validate=False)
@@ -138,7 +133,7 @@ def test_very_long_sessions_with_huge_ids():
     item_seq, lengths = _padded(sessions)
     batch = build_session_batch(item_seq, lengths)  # keys would overflow int64 unranked
     expected = Batch.from_data_list([session_to_graph(s) for s in sessions])
-    for key in ("x", "edge_index", "in_weight", "out_weight", "alias", "batch", "ptr"):
+    for key in ("x", "edge_index", "alias", "batch", "ptr"):
         assert torch.equal(batch[key], expected[key]), key
 
 

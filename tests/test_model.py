@@ -196,7 +196,7 @@ def test_layer_repr_and_shapes():
     conv = SessionGatedConv(8, num_steps=2)
     assert repr(conv) == "SessionGatedConv(8, num_steps=2)"
     graph = session_to_graph([1, 2, 2, 3])
-    out = conv(torch.randn(3, 8), graph.edge_index, graph.in_weight, graph.out_weight)
+    out = conv(torch.randn(3, 8), graph.edge_index)
     assert out.shape == (3, 8)
     assert "GCSAN(num_items=30" in repr(GCSAN(NUM_ITEMS, hidden_channels=8))
 
@@ -207,9 +207,28 @@ def test_conv_on_isolated_node_uses_no_bias_message():
     conv = SessionGatedConv(4)
     h = torch.randn(1, 4)
     empty = torch.empty(2, 0, dtype=torch.long)
-    out = conv(h, empty, torch.empty(0), torch.empty(0))
+    out = conv(h, empty)
     expected = conv.gru_update(torch.zeros(1, 8), h)
     torch.testing.assert_close(out, expected)
+    with pytest.raises(ValueError, match="aggregates by mean"):
+        SessionGatedConv(4, aggr="add")
+
+
+def test_conv_aggregates_with_srgnn_weights_by_hand():
+    # 3 -> 5 -> 5 -> 3 -> 9: nodes [3, 5, 9], edges 3->5, 3->9, 5->3, 5->5.
+    # In-degrees 1, 2, 1 and out-degrees 2, 2, 0: SR-GNN's weights are
+    # 1 / in-degree of the target and 1 / out-degree of the source.
+    torch.manual_seed(0)
+    conv = SessionGatedConv(4)
+    for param in (conv.lin_in.bias, conv.lin_out.bias):
+        torch.nn.init.uniform_(param, -1, 1)  # non-zero, so the biases are weighted too
+    graph = session_to_graph([3, 5, 5, 3, 9])
+    h = torch.randn(3, 4)
+    m_in, m_out = conv.lin_in(h), conv.lin_out(h)
+    a_in = torch.stack([m_in[1], (m_in[0] + m_in[1]) / 2, m_in[0]])
+    a_out = torch.stack([(m_out[1] + m_out[2]) / 2, (m_out[0] + m_out[1]) / 2, torch.zeros(4)])
+    expected = conv.gru_update(torch.cat([a_in, a_out], dim=1), h)
+    torch.testing.assert_close(conv(h, graph.edge_index), expected)
 
 
 # RecBole state dict -------------------------------------------------------------

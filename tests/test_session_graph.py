@@ -10,7 +10,7 @@ from torch_geometric.loader import DataLoader
 from gcsan_pyg import build_session_batch, session_to_graph
 from gcsan_pyg.reference import dense_session_adjacency
 
-GRAPH_KEYS = ("x", "edge_index", "in_weight", "out_weight", "alias", "batch", "ptr")
+GRAPH_KEYS = ("x", "edge_index", "alias", "batch", "ptr")
 
 
 def pad(sessions, max_len):
@@ -27,9 +27,7 @@ def test_session_to_graph_by_hand():
     assert graph.alias.tolist() == [0, 1, 1, 0, 2]
     edges = list(zip(*graph.edge_index.tolist()))
     assert edges == [(0, 1), (0, 2), (1, 0), (1, 1)]
-    # in-degree: 3 has 1 (from 5), 5 has 2 (3, 5), 9 has 1; out-degree: 3 has 2, 5 has 2.
-    assert graph.in_weight.tolist() == [0.5, 1.0, 1.0, 0.5]
-    assert graph.out_weight.tolist() == [0.5, 0.5, 0.5, 0.5]
+    assert set(graph.keys()) == {"x", "edge_index", "alias", "y"}
     assert graph.y.tolist() == [2]
     assert graph.num_nodes == 3
 
@@ -44,7 +42,6 @@ def test_single_click_session_has_no_edge():
 def test_repeated_transition_is_deduplicated():
     graph = session_to_graph([1, 2, 1, 2])
     assert list(zip(*graph.edge_index.tolist())) == [(0, 1), (1, 0)]
-    assert graph.in_weight.tolist() == [1.0, 1.0]
 
 
 def test_dataloader_offsets_alias_and_maps_positions_to_sessions():
@@ -57,23 +54,25 @@ def test_dataloader_offsets_alias_and_maps_positions_to_sessions():
 
 
 def test_graph_matches_dense_adjacency():
-    sessions = [[3, 5, 5, 3, 9], [4], [8, 8]]
+    # The reference's normalised adjacency holds, for every edge u -> v of
+    # ours and nothing else, 1 / in-degree of v and 1 / out-degree of u counted
+    # on our edges: the weights of SessionGatedConv's mean aggregation.
+    sessions = [[3, 5, 5, 3, 9], [4], [8, 8], [2, 7, 2, 7, 1, 7]]
     item_seq, lengths = pad(sessions, 6)
     batch = build_session_batch(item_seq, lengths)
     nodes, _, adjacency = dense_session_adjacency(item_seq.numpy())
+    src, dst = batch.edge_index
+    in_deg = torch.bincount(dst, minlength=batch.num_nodes)
+    out_deg = torch.bincount(src, minlength=batch.num_nodes)
     for b in range(len(sessions)):
         lo, hi = batch.ptr[b].item(), batch.ptr[b + 1].item()
         assert batch.x[lo:hi].tolist() == nodes[b][nodes[b] > 0].tolist()
         shift = int(len(sessions[b]) < 6)  # a padded session's first dense node is item 0
-        mask = (batch.edge_index[0] >= lo) & (batch.edge_index[0] < hi)
-        for (u, v), w_in, w_out in zip(
-            batch.edge_index[:, mask].t().tolist(),
-            batch.in_weight[mask].tolist(),
-            batch.out_weight[mask].tolist(),
-        ):
-            u, v = u - lo + shift, v - lo + shift
-            assert adjacency[b, v, u] == pytest.approx(w_in)
-            assert adjacency[b, u, 6 + v] == pytest.approx(w_out)
+        mask = (src >= lo) & (src < hi)
+        for u, v in batch.edge_index[:, mask].t().tolist():
+            assert adjacency[b, v - lo + shift, u - lo + shift] == pytest.approx(1 / in_deg[v])
+            assert adjacency[b, u - lo + shift, 6 + v - lo + shift] == pytest.approx(
+                1 / out_deg[u])
         assert (adjacency[b] > 0).sum() == 2 * int(mask.sum())
 
 
@@ -107,7 +106,7 @@ def test_build_session_batch_keeps_device_and_dtype():
     item_seq, lengths = pad([[1, 2], [3]], 3)
     batch = build_session_batch(item_seq.int(), lengths.int())
     assert batch.x.dtype == torch.long and batch.alias.dtype == torch.long
-    assert batch.in_weight.dtype == torch.float32
+    assert batch.edge_index.dtype == torch.long
     assert batch.x.device == item_seq.device
 
 
@@ -127,8 +126,7 @@ def test_built_batch_behaves_like_a_pyg_batch():
     item_seq, lengths = pad([[3, 5, 5, 3, 9], [4], [8, 8, 2]], 6)
     batch = build_session_batch(item_seq, lengths, target=torch.tensor([1, 2, 3]))
     assert isinstance(batch, Batch) and batch.num_graphs == 3 and batch.num_nodes == 6
-    assert set(batch.keys()) == {"x", "edge_index", "in_weight", "out_weight", "alias", "batch",
-                                 "ptr", "y"}
+    assert set(batch.keys()) == {"x", "edge_index", "alias", "batch", "ptr", "y"}
     copy = pickle.loads(pickle.dumps(batch))
     for b in (batch.clone(), batch.to("cpu"), copy):
         assert b.num_graphs == 3

@@ -54,7 +54,7 @@ from gcsan_pyg.data.synthetic import generate_synthetic_sessions
 
 SPLITS = ("train", "valid", "test")
 #: Bumped whenever the processed layout or the processing changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: no stored edge weights
 
 
 # ---------------------------------------------------------------------------
@@ -182,8 +182,8 @@ def collate_samples(samples: SampleArrays) -> tuple[SessionData, dict[str, Tenso
 
     Returns:
         :obj:`(data, slices)`: a :class:`SessionData` holding the
-        concatenated :obj:`x`, :obj:`edge_index`, :obj:`in_weight`,
-        :obj:`out_weight`, :obj:`alias` (both local to their sample) and
+        concatenated :obj:`x`, :obj:`edge_index`, :obj:`alias` (both local
+        to their sample) and
         :obj:`y`, and the slice pointers of every attribute.
     """
     clicks, lengths, labels = samples.clicks, samples.lengths, samples.labels
@@ -206,12 +206,6 @@ def collate_samples(samples: SampleArrays) -> tuple[SessionData, dict[str, Tenso
     src, dst = edge_keys // max(total_nodes, 1), edge_keys % max(total_nodes, 1)
     edge_owner = node_owner[src]
     edge_count = np.bincount(edge_owner, minlength=num)
-    dtype = torch.get_default_dtype()
-    in_deg = torch.from_numpy(np.bincount(dst, minlength=total_nodes)).to(dtype)
-    out_deg = torch.from_numpy(np.bincount(src, minlength=total_nodes)).to(dtype)
-    src_t, dst_t = torch.from_numpy(src), torch.from_numpy(dst)
-    in_weight = in_deg.reciprocal()[dst_t]
-    out_weight = out_deg.reciprocal()[src_t]
     edge_index = torch.from_numpy(
         np.stack([src - node_start[edge_owner], dst - node_start[edge_owner]])
     )
@@ -220,17 +214,12 @@ def collate_samples(samples: SampleArrays) -> tuple[SessionData, dict[str, Tenso
     data = SessionData(
         x=torch.from_numpy(x),
         edge_index=edge_index,
-        in_weight=in_weight,
-        out_weight=out_weight,
         alias=alias,
     )
     data.y = torch.from_numpy(labels.astype(np.int64, copy=True))  # last, as in collate
-    edge_ptr = _ptr(edge_count)
     slices = {
         "x": _ptr(node_count),
-        "edge_index": edge_ptr,
-        "in_weight": edge_ptr.clone(),
-        "out_weight": edge_ptr.clone(),
+        "edge_index": _ptr(edge_count),
         "alias": _ptr(lengths),
         "y": torch.arange(num + 1, dtype=torch.long),
     }

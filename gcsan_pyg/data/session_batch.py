@@ -79,8 +79,8 @@ def build_session_batch(
 
     Returns:
         A :class:`~torch_geometric.data.Batch` of :class:`SessionData` with
-        :obj:`x`, :obj:`edge_index`, :obj:`in_weight`, :obj:`out_weight`,
-        :obj:`alias`, :obj:`batch`, :obj:`ptr` (and :obj:`y`).
+        :obj:`x`, :obj:`edge_index`, :obj:`alias`, :obj:`batch`, :obj:`ptr`
+        (and :obj:`y`).
     """
     if validate:
         _check_arguments(item_seq, item_seq_len, num_items)
@@ -119,9 +119,7 @@ def build_session_batch(
         x = distinct[x]
 
     # The pair (last click of a session, first click of the next) is no edge.
-    edge_index, in_weight, out_weight = transition_edges(
-        alias, node_key.numel(), breaks=session_end[:-1] - 1
-    )
+    edge_index = transition_edges(alias, node_key.numel(), breaks=session_end[:-1] - 1)
     ptr = torch.searchsorted(node_session, torch.arange(batch_size + 1, device=device))
 
     # Batch(_base_cls=SessionData, **attrs) builds its class and inspects
@@ -131,8 +129,6 @@ def build_session_batch(
     batch._store._mapping.update(
         x=x,
         edge_index=edge_index,
-        in_weight=in_weight,
-        out_weight=out_weight,
         alias=alias,
         batch=node_session,
         ptr=ptr,

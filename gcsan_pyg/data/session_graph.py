@@ -17,11 +17,9 @@ class SessionData(Data):
             in ascending order. Shape :obj:`[num_nodes]`.
         edge_index (LongTensor): the deduplicated transitions between
             consecutive clicks (a click repeated in a row gives a self-loop).
-            Shape :obj:`[2, num_edges]`.
-        in_weight (Tensor): :math:`1 / \deg_{in}` of each edge's target.
-            Shape :obj:`[num_edges]`.
-        out_weight (Tensor): :math:`1 / \deg_{out}` of each edge's source.
-            Shape :obj:`[num_edges]`.
+            Shape :obj:`[2, num_edges]`. (SR-GNN's edge weights, one over
+            the degrees, are no data: :class:`~gcsan_pyg.nn.SessionGatedConv`
+            aggregates by mean.)
         alias (LongTensor): the node of every click, in click order.
             Shape :obj:`[session_length]`.
         y (LongTensor, optional): the next item to predict. Shape :obj:`[1]`.
@@ -37,14 +35,11 @@ class SessionData(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
-def transition_edges(
-    alias: Tensor, num_nodes: int, breaks: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
+def transition_edges(alias: Tensor, num_nodes: int, breaks: Tensor | None = None) -> Tensor:
     r"""The deduplicated transitions :math:`alias_i \to alias_{i+1}` between
-    consecutive clicks, sorted by (source, target), and their GC-SAN weights:
-    :math:`1/\deg_{in}` of the target and :math:`1/\deg_{out}` of the source,
-    degrees counted on the deduplicated edges. No edge leaves the clicks at
-    the positions :obj:`breaks` (the ends of sessions in a batch)."""
+    consecutive clicks, sorted by (source, target), as an :obj:`edge_index`.
+    No edge leaves the clicks at the positions :obj:`breaks` (the ends of
+    sessions in a batch)."""
     edge_key = torch.add(alias[1:], alias[:-1], alpha=num_nodes)
     if breaks is not None and breaks.numel() > 0:
         # One key above every real one for the pairs across sessions: unique
@@ -54,13 +49,7 @@ def transition_edges(
         edge_key = torch.unique(edge_key)
     source = edge_key // num_nodes
     target = torch.add(edge_key, source, alpha=-num_nodes)  # edge_key % num_nodes, cheaper
-    # Both degrees from one count: targets' bins come after the sources'.
-    slot = torch.cat([source, target + num_nodes])
-    weight = torch.bincount(slot, minlength=2 * num_nodes).reciprocal()[slot]
-    num_edges = edge_key.numel()
-    edge_index = torch.stack([source, target])
-    out_weight, in_weight = weight[:num_edges], weight[num_edges:]
-    return edge_index, in_weight, out_weight
+    return torch.stack([source, target])
 
 
 _INT64_MAX = 2**63 - 1
@@ -75,9 +64,8 @@ def session_to_graph(
 
     Nodes are the session's distinct items (ascending ids); an edge
     :math:`u \to v` exists when a click on :math:`u` is directly followed by
-    a click on :math:`v`. Edge weights follow SR-GNN/GC-SAN's normalisation
-    on the deduplicated edges: :obj:`in_weight` is one over the in-degree of
-    the target and :obj:`out_weight` one over the out-degree of the source.
+    a click on :math:`v`; a transition clicked twice is one edge (SR-GNN's
+    degree normalisation counts deduplicated edges).
 
     Args:
         items (sequence of int or LongTensor): the item ids in click order,
@@ -110,15 +98,7 @@ def session_to_graph(
         )
 
     x, alias = torch.unique(seq, sorted=True, return_inverse=True)
-    edge_index, in_weight, out_weight = transition_edges(alias, x.numel())
-
-    data = SessionData(
-        x=x,
-        edge_index=edge_index,
-        in_weight=in_weight,
-        out_weight=out_weight,
-        alias=alias,
-    )
+    data = SessionData(x=x, edge_index=transition_edges(alias, x.numel()), alias=alias)
     if target is not None:
         if not 1 <= int(target) < (num_items if num_items is not None else _INT64_MAX + 1):
             raise ValueError(f"target item id {int(target)} is invalid")

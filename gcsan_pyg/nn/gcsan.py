@@ -179,7 +179,7 @@ class GCSAN(nn.Module):
         node_session = _node_session(batch)
         num_sessions = _num_sessions(batch)
         h = F.embedding(batch.x, self.item_embedding.weight, padding_idx=0, sparse=sparse_lookup)
-        h = self.gnn(h, batch.edge_index, batch.in_weight, batch.out_weight)
+        h = self.gnn(h, batch.edge_index)
 
         seq_hidden = h[batch.alias]  # node states back at the click positions
         click_session = node_session[batch.alias]

@@ -18,14 +18,14 @@ class SessionGatedConv(MessagePassing):
     Each step aggregates an incoming and an outgoing channel
 
     .. math::
-        \mathbf{a}^{in}_v &= \sum_{(u \to v)} w^{in}_{uv}
+        \mathbf{a}^{in}_v &= \frac{1}{\deg_{in}(v)} \sum_{(u \to v)}
         \left(\mathbf{\Theta}_{in} \mathbf{h}_u + \mathbf{c}_{in}\right),
         \qquad
-        \mathbf{a}^{out}_u = \sum_{(u \to v)} w^{out}_{uv}
+        \mathbf{a}^{out}_u = \frac{1}{\deg_{out}(u)} \sum_{(u \to v)}
         \left(\mathbf{\Theta}_{out} \mathbf{h}_v + \mathbf{c}_{out}\right)
 
-    with :math:`w^{in}_{uv} = 1/\deg_{in}(v)` and
-    :math:`w^{out}_{uv} = 1/\deg_{out}(u)`, then, with
+    (SR-GNN's degree-normalised in/out adjacency: a mean over the in- and
+    the out-neighbours, zero for a node without any), then, with
     :math:`\mathbf{a} = [\mathbf{a}^{in} \,\Vert\, \mathbf{a}^{out}]`,
 
     .. math::
@@ -46,26 +46,31 @@ class SessionGatedConv(MessagePassing):
     \,\Vert\, \mathbf{\Theta}_{out}\mathbf{h} + \mathbf{c}_{out}]` viewed as
     :math:`2N` rows, every edge :math:`u \to v` sends row :math:`2u` to row
     :math:`2v` (incoming channel) and row :math:`2v + 1` to row :math:`2u + 1`
-    (outgoing channel), and the :math:`2N \times F` result viewed as
-    :math:`N \times 2F` is :math:`\mathbf{a}`.
+    (outgoing channel), and the mean aggregation's :math:`2N \times F` result
+    viewed as :math:`N \times 2F` is :math:`\mathbf{a}`: row :math:`2v`
+    receives exactly the in-edges of :math:`v`, row :math:`2u + 1` the
+    out-edges of :math:`u`, so its mean is the normalised sum above and the
+    graph needs to store no edge weights.
 
     Args:
         channels (int): size of each node state.
         num_steps (int, optional): number of propagation steps.
             (default: :obj:`1`)
         **kwargs (optional): additional arguments of
-            :class:`torch_geometric.nn.conv.MessagePassing`.
+            :class:`torch_geometric.nn.conv.MessagePassing` (the aggregation
+            is always :obj:`"mean"`).
 
     Shapes:
         - **input:**
           node states :math:`(|\mathcal{V}|, F)`,
-          edge indices :math:`(2, |\mathcal{E}|)`,
-          in/out edge weights :math:`(|\mathcal{E}|)`
+          edge indices :math:`(2, |\mathcal{E}|)`
         - **output:** node states :math:`(|\mathcal{V}|, F)`
     """
 
     def __init__(self, channels: int, num_steps: int = 1, **kwargs) -> None:
-        kwargs.setdefault("aggr", "add")
+        if kwargs.get("aggr", "mean") != "mean":
+            raise ValueError(f"SessionGatedConv aggregates by mean, got aggr={kwargs['aggr']!r}")
+        kwargs["aggr"] = "mean"
         super().__init__(**kwargs)
         if channels < 1:
             raise ValueError(f"'channels' must be positive, got {channels}")
@@ -89,21 +94,14 @@ class SessionGatedConv(MessagePassing):
         for param in self.parameters():
             torch.nn.init.uniform_(param, -bound, bound)
 
-    def forward(
-        self,
-        x: Tensor,
-        edge_index: Tensor,
-        in_weight: Tensor,
-        out_weight: Tensor,
-    ) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         num_nodes = x.size(0)
         src, dst = edge_index
-        # The stacked edge set and its weights do not change across steps.
+        # The stacked edge set does not change across steps.
         stacked_index = torch.stack([
             torch.cat([2 * src, 2 * dst + 1]),
             torch.cat([2 * dst, 2 * src + 1]),
         ])
-        stacked_weight = torch.cat([in_weight, out_weight]).to(x.dtype)
         edge_lin_weight = torch.cat([self.lin_in.weight, self.lin_out.weight])
         edge_lin_bias = torch.cat([self.lin_in.bias, self.lin_out.bias])
 
@@ -111,10 +109,7 @@ class SessionGatedConv(MessagePassing):
         for _ in range(self.num_steps):
             table = F.linear(h, edge_lin_weight, edge_lin_bias).view(2 * num_nodes, -1)
             a = self.propagate(
-                stacked_index,
-                x=table,
-                edge_weight=stacked_weight,
-                size=(2 * num_nodes, 2 * num_nodes),
+                stacked_index, x=table, size=(2 * num_nodes, 2 * num_nodes)
             ).view(num_nodes, 2 * self.channels)
             h = self.gru_update(a, h)
         return h
@@ -130,8 +125,8 @@ class SessionGatedConv(MessagePassing):
         new = torch.tanh(i_n + reset * h_n)
         return (1 - update) * h + update * new
 
-    def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
-        return edge_weight.view(-1, 1) * x_j
+    def message(self, x_j: Tensor) -> Tensor:
+        return x_j
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, num_steps={self.num_steps})"
