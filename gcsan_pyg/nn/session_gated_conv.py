@@ -50,7 +50,10 @@ class SessionGatedConv(MessagePassing):
     viewed as :math:`N \times 2F` is :math:`\mathbf{a}`: row :math:`2v`
     receives exactly the in-edges of :math:`v`, row :math:`2u + 1` the
     out-edges of :math:`u`, so its mean is the normalised sum above and the
-    graph needs to store no edge weights.
+    graph needs to store no edge weights. The edges must be deduplicated, as
+    :func:`~gcsan_pyg.data.session_to_graph` and
+    :func:`~gcsan_pyg.data.build_session_batch` give them: SR-GNN counts a
+    transition clicked twice once.
 
     Args:
         channels (int): size of each node state.
