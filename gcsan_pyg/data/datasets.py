@@ -182,9 +182,9 @@ def collate_samples(samples: SampleArrays) -> tuple[SessionData, dict[str, Tenso
 
     Returns:
         :obj:`(data, slices)`: a :class:`SessionData` holding the
-        concatenated :obj:`x`, :obj:`edge_index`, :obj:`alias` (both local
-        to their sample) and
-        :obj:`y`, and the slice pointers of every attribute.
+        concatenated :obj:`x`, :obj:`edge_index`, :obj:`alias` (the last two
+        local to their sample) and :obj:`y`, and the slice pointers of every
+        attribute.
     """
     clicks, lengths, labels = samples.clicks, samples.lengths, samples.labels
     num = len(labels)
