@@ -5,9 +5,12 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch
 
-from gcsan_pyg.data.session_graph import SessionData, transition_edges
-
-_INT64_MAX = 2**63 - 1
+from gcsan_pyg.data.session_graph import (
+    _INT64_MAX,
+    SessionData,
+    check_num_items,
+    transition_edges,
+)
 
 _SessionBatch = type(Batch(_base_cls=SessionData))
 
@@ -143,8 +146,7 @@ def _check_arguments(item_seq: Tensor, item_seq_len: Tensor, num_items: int | No
     # Types and shapes: no tensor op, no device sync.
     if not isinstance(item_seq, Tensor) or not isinstance(item_seq_len, Tensor):
         raise ValueError("'item_seq' and 'item_seq_len' must be tensors")
-    if num_items is not None and not 1 <= num_items <= _INT64_MAX:
-        raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
+    check_num_items(num_items)
     for name, t in (("item_seq", item_seq), ("item_seq_len", item_seq_len)):
         if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
             raise ValueError(f"'{name}' must have an integer dtype, got {t.dtype}")

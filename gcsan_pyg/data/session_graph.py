@@ -55,6 +55,13 @@ def transition_edges(alias: Tensor, num_nodes: int, breaks: Tensor | None = None
 _INT64_MAX = 2**63 - 1
 
 
+def check_num_items(num_items: int | None) -> None:
+    """Raises :class:`ValueError` unless :obj:`num_items` is :obj:`None` or
+    a table size that int64 item ids can index."""
+    if num_items is not None and not 1 <= num_items <= _INT64_MAX:
+        raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
+
+
 def session_to_graph(
     items: Sequence[int] | Tensor,
     target: int | None = None,
@@ -75,8 +82,7 @@ def session_to_graph(
             included); when given, ids :math:`\geq` :obj:`num_items` are
             rejected.
     """
-    if num_items is not None and not 1 <= num_items <= _INT64_MAX:
-        raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
+    check_num_items(num_items)
     try:
         seq = torch.as_tensor(items)
     except (TypeError, RuntimeError, OverflowError) as error:  # e.g. ids beyond int64

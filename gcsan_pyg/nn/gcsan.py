@@ -178,7 +178,8 @@ class GCSAN(nn.Module):
         self._check_items(batch.x)
         node_session = _node_session(batch)
         num_sessions = _num_sessions(batch)
-        h = F.embedding(batch.x, self.item_embedding.weight, padding_idx=0, sparse=sparse_lookup)
+        table = self.item_embedding
+        h = F.embedding(batch.x, table.weight, table.padding_idx, sparse=sparse_lookup)
         h = self.gnn(h, batch.edge_index)
 
         seq_hidden = h[batch.alias]  # node states back at the click positions
