@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -143,13 +144,14 @@ def synthetic_batches(
 
 def make_models(num_items: int, hidden: int, seed: int = 0, **kwargs: Any):
     """A :class:`GCSAN` and a :class:`DenseGCSAN` holding identical weights."""
+    from gcsan_pyg.interop.recbole import to_recbole_state_dict
     from gcsan_pyg.nn.gcsan import GCSAN
     from gcsan_pyg.reference.dense_gcsan import DenseGCSAN
 
     torch.manual_seed(seed)
     ours = GCSAN(num_items, hidden_channels=hidden, **kwargs)
     dense = DenseGCSAN(num_items, hidden_channels=hidden, **kwargs)
-    dense.load_state_dict(ours.to_recbole_state_dict())
+    dense.load_state_dict(to_recbole_state_dict(ours))
     return ours, dense
 
 
@@ -368,8 +370,25 @@ def _relative(arg: str) -> str:
     return arg
 
 
+def git_state() -> dict[str, Any]:
+    """The commit of the code that ran, and whether tracked files other than
+    the results differed from it (``git_dirty``); :obj:`None` outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        changes = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(exclude)benchmarks/results")
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit, "git_dirty": bool(changes)}
+
+
 def environment(argv: Sequence[str] | None, script: str) -> dict[str, Any]:
-    """What produced a result: command, versions, threads, CPU, date, load."""
+    """What produced a result: command, code version, package versions,
+    threads, CPU, date, load."""
     import torch_geometric
 
     args = [_relative(a) for a in (sys.argv[1:] if argv is None else argv)]
@@ -379,6 +398,7 @@ def environment(argv: Sequence[str] | None, script: str) -> dict[str, Any]:
         affinity = os.cpu_count()
     return {
         "command": " ".join(["python", f"benchmarks/{script}", *args]),
+        **git_state(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -494,7 +514,10 @@ def evaluate_targets(targets: list[dict]) -> list[dict]:
 
 def env_line(payload: dict) -> str:
     env = payload["environment"]
-    line = (f"`{env['command']}`; torch {env['torch']}, PyG {env['torch_geometric']}, "
+    commit = env.get("git_commit")
+    code = "commit unknown" if not commit else (
+        f"commit {commit[:10]}" + (" with uncommitted changes" if env.get("git_dirty") else ""))
+    line = (f"`{env['command']}`; {code}; torch {env['torch']}, PyG {env['torch_geometric']}, "
             f"{env['torch_num_threads']} threads, {env['cpu_model']}, {env['date']}")
     probes = [env.get(k) for k in ("contention_probe_at_start", "contention_probe_at_end")]
     threads = env["torch_num_threads"]

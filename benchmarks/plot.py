@@ -18,6 +18,8 @@ STYLE = {
     "dense_numpy": dict(color="tab:pink", marker="P", label="dense, NumPy stacking"),
     "dense_trimmed": dict(color="tab:orange", marker="v", label="dense, trimmed to batch max"),
     "ours": dict(color="tab:blue", marker="o", label="ours (build_session_batch / GCSAN)"),
+    "ours_plain": dict(color="tab:purple", marker="d",
+                       label="ours with the dense version's CE and plain Adam"),
     "ours_novalidate": dict(color="tab:cyan", marker=".", label="ours, validate=False"),
     "pyg_collate": dict(color="tab:green", marker="^", label="PyG collate of prebuilt graphs"),
     "pyg_build_collate": dict(color="tab:olive", marker="D",

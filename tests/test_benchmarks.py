@@ -36,6 +36,10 @@ def _load(out: Path, name: str) -> dict:
     for key in ("command", "torch", "torch_geometric", "torch_num_threads", "cpu_model", "date"):
         assert env.get(key), f"{name}: environment lacks {key}"
     assert env["torch_num_threads"] == 1
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip()
+    if head:  # the code that ran, as git knows it
+        assert env["git_commit"] == head and isinstance(env["git_dirty"], bool)
     return payload
 
 
@@ -65,6 +69,15 @@ def test_graph_construction_bytes(quick_results):
         assert b["dense"] == batch_size * max_len * 16 + batch_size * max_len * 2 * max_len * 4
         assert _positive(case["bytes_ratio_dense_over_ours"])
     assert {t["name"] for t in payload["targets"]}
+
+
+def test_train_step_compares_like_with_like(quick_results):
+    """The dense version's own cross-entropy and plain Adam run on our graph
+    formulation too ('ours_plain'), beside ours as the trainer runs it."""
+    payload = _load(quick_results, "train_step")
+    for case in payload["results"]:
+        assert {"ours", "ours_plain", "dense"} <= set(case["median_s"])
+    assert "plain torch.optim.Adam" in payload["config"]["versions"]["ours_plain"]
 
 
 def test_train_step_parity_and_lower_bound(quick_results):

@@ -309,6 +309,43 @@ def test_recbole_inter_dataset(tmp_path):
     assert train.num_items == 7 and ids[0] == "[PAD]"
 
 
+def test_recbole_inter_dataset_numbers_and_samples_like_recbole(tmp_path):
+    # Rows out of time order, with ties (see RecBole 1.2.1's Dataset._remap and
+    # SequentialDataset.data_augmentation): item ids by first appearance in
+    # the file rows; a user's clicks sorted by float32 time, ties in row order.
+    path = tmp_path / "toy.inter"
+    path.write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        "u2\tB\t1\t1000000010\n"  # ties D below once float32 (spacing 64)
+        "u1\tC\t1\t5\n"
+        "u1\tA\t1\t3\n"
+        "u2\tD\t1\t1000000000\n"
+        "u1\tB\t1\t3\n"  # ties A above
+        "u3\tE\t1\t7\n"
+        "u1\tD\t1\t1\n"
+        "u2\tA\t1\t1000000064\n"
+        "u1\tF\t1\t9\n"
+        "u2\tF\t1\t999999000\n"
+    )
+    root = tmp_path / "cache"
+    splits = [RecBoleInterDataset(root, path, s) for s in ("train", "valid", "test")]
+    assert splits[0].item_ids == ["[PAD]", "B", "C", "A", "D", "E", "F"]
+    B, C, A, D, F = 1, 2, 3, 4, 6  # E = 5: u3's only item, in no sample
+    # u2: F B D A; u1: D A B C F; u3: E (no sample). Users in file order.
+    assert [_sequences(d) for d in splits] == [
+        [([F], B), ([D], A), ([D, A], B)],
+        [([F, B], D), ([D, A, B], C)],
+        [([F, B, D], A), ([D, A, B, C], F)],
+    ]
+    # MAX_ITEM_LIST_LENGTH: only the most recent clicks of a prefix.
+    short = [RecBoleInterDataset(root, path, s, max_length=2) for s in ("valid", "test")]
+    assert [_sequences(d) for d in short] == [
+        [([F, B], D), ([A, B], C)],
+        [([B, D], A), ([B, C], F)],
+    ]
+    assert splits[2].num_items == 7
+
+
 # ---------------------------------------------------------------------------
 # Synthetic data and resolution
 # ---------------------------------------------------------------------------

@@ -261,3 +261,25 @@ def test_torchrun_cli(shared_data, tmp_path):
     values = [float(v) for v in evaluated.stdout.splitlines()[1].split()[2:]]
     for name, value in zip(names, values):
         assert value == pytest.approx(results["test"][name], abs=0.01), name
+
+
+def test_torchrun_data_error_on_rank_0_stops_every_rank_with_that_error(tmp_path):
+    """Rank 0 reads the data while the others wait: its data error reaches
+    every rank, which all exit with it (no rank left waiting on a collective)."""
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "train_sessions.txt").write_text("1,2,3\n4,x,5\n")
+    (data / "test.tsv").write_text("1,2\t3\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RANK", None)
+    env.pop("WORLD_SIZE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+         str(WORLD_SIZE), "-m", "gcsan_pyg", "train", str(data), "--out", str(tmp_path / "out"),
+         "--root", str(tmp_path / "cache"), "--quiet"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode != 0
+    message = f"{data / 'train_sessions.txt'}, line 2: non-integer token 'x'"
+    assert result.stderr.count(message) == WORLD_SIZE, result.stderr[-3000:]
+    assert "]: Traceback" not in result.stderr, result.stderr[-3000:]  # no rank crashed

@@ -1,8 +1,10 @@
 import pytest
 import torch
+from torch_geometric.data import Batch
 
 from gcsan_pyg import GCSAN, SessionGatedConv, build_session_batch, session_to_graph
 from gcsan_pyg.data import check_padded_sessions
+from gcsan_pyg.interop.recbole import gcsan_from_recbole_state_dict, to_recbole_state_dict
 from gcsan_pyg.nn import full_softmax_cross_entropy
 
 NUM_ITEMS = 30
@@ -133,6 +135,21 @@ def test_recommend_never_returns_padding_or_seen(model):
     assert torch.equal(unseen, scores.argsort(dim=1, descending=True)[:, :5])
 
 
+
+def test_recommend_exclude_seen_refuses_k_beyond_the_unseen_items(model):
+    # Session 0 leaves 29 - 3 = 26 items, session 1 leaves 28 (its 7 twice).
+    batch = model.build_batch(*batch_of([[5, 6, 5, 9], [7, 7]]))
+    top = model.recommend(batch, k=26, exclude_seen=True)
+    assert sorted(top[0].tolist()) == [i for i in range(1, NUM_ITEMS) if i not in (5, 6, 9)]
+    assert 7 not in top[1].tolist() and (top != 0).all()
+    with pytest.raises(ValueError, match=r"'k' = 27 exceeds the 26 items left to session 0"):
+        model.recommend(batch, k=27, exclude_seen=True)
+    session = model(batch)
+    seen = (torch.tensor([1, 1, 1]), torch.tensor([2, 3, 2]))  # pairs may repeat
+    assert model.top_items(session, k=27, seen=seen).shape == (2, 27)
+    with pytest.raises(ValueError, match="exceeds the 27 items left to session 1"):
+        model.top_items(session, k=28, seen=seen)
+
 def test_score_matches_full_sort(model):
     batch = model.build_batch(*batch_of([[5, 6, 5], [7]]))
     items = torch.tensor([3, 12])
@@ -233,30 +250,49 @@ def test_conv_aggregates_with_srgnn_weights_by_hand():
 
 # RecBole state dict -------------------------------------------------------------
 
+# What the weights cannot tell: GCSAN's defaults, which these models use.
+OUTPUT_ARGUMENTS = {"num_heads": 1, "step": 1, "weight": 0.6, "activation": "gelu",
+                    "layer_norm_eps": 1e-12}
+
 
 def test_recbole_state_dict_round_trip():
     torch.manual_seed(0)
     model = GCSAN(NUM_ITEMS, hidden_channels=8, num_layers=2, num_heads=2, inner_channels=12)
-    state = model.to_recbole_state_dict()
+    state = to_recbole_state_dict(model)
     assert "self_attention.layer.1.multi_head_attention.query.weight" in state
     assert "gnn.linear_edge_out.bias" in state and "gnn.w_ih" in state
-    clone = GCSAN.from_recbole(state, num_heads=2)
+    clone = gcsan_from_recbole_state_dict(state, **{**OUTPUT_ARGUMENTS, "num_heads": 2})
     assert (clone.num_layers, clone.inner_channels, clone.hidden_channels) == (2, 12, 8)
     for (name, a), (_, b) in zip(model.state_dict().items(), clone.state_dict().items()):
         assert torch.equal(a, b), name
 
 
 def test_from_recbole_reports_bad_keys_and_shapes():
-    state = GCSAN(NUM_ITEMS, hidden_channels=8).to_recbole_state_dict()
+    state = to_recbole_state_dict(GCSAN(NUM_ITEMS, hidden_channels=8))
     missing = dict(state)
     del missing["gnn.b_hh"]
     with pytest.raises(ValueError, match=r"missing keys \['gnn.b_hh'\]"):
-        GCSAN.from_recbole(missing)
+        gcsan_from_recbole_state_dict(missing, **OUTPUT_ARGUMENTS)
     extra = dict(state, **{"position_embedding.weight": torch.zeros(3, 8)})
     with pytest.raises(ValueError, match=r"unexpected keys \['position_embedding.weight'\]"):
-        GCSAN.from_recbole(extra)
+        gcsan_from_recbole_state_dict(extra, **OUTPUT_ARGUMENTS)
     wrong = dict(state, **{"gnn.w_hh": torch.zeros(5, 8)})
     with pytest.raises(ValueError, match=r"'gnn.w_hh' has shape \(5, 8\).*\(24, 8\)"):
-        GCSAN.from_recbole(wrong)
+        gcsan_from_recbole_state_dict(wrong, **OUTPUT_ARGUMENTS)
     with pytest.raises(ValueError, match="num_items=12 does not match"):
-        GCSAN.from_recbole(state, num_items=12)
+        gcsan_from_recbole_state_dict(state, num_items=12, **OUTPUT_ARGUMENTS)
+
+
+def test_conv_refuses_a_flow_that_would_swap_its_channels():
+    with pytest.raises(ValueError, match="flow='target_to_source'"):
+        SessionGatedConv(4, flow="target_to_source")
+
+
+def test_model_refuses_a_session_without_clicks(model):
+    # A hand-built batch whose second session has no node and no click: its
+    # "last click" would be the first session's.
+    batch = Batch(x=torch.tensor([3, 4, 7]), edge_index=torch.tensor([[0], [1]]),
+                  alias=torch.tensor([0, 1, 2]), batch=torch.tensor([0, 0, 2]),
+                  ptr=torch.tensor([0, 2, 2, 3]))
+    with pytest.raises(ValueError, match="session 1 of the batch has no click"):
+        model(batch)

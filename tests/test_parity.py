@@ -6,11 +6,25 @@ import torch
 from torch_geometric.data import Batch
 
 from gcsan_pyg import GCSAN, build_session_batch, session_to_graph
+from gcsan_pyg.interop.recbole import to_recbole_state_dict
+from gcsan_pyg.nn import self_attention
 from gcsan_pyg.reference import DenseGCSAN
 
 NUM_ITEMS = 40
 MAX_LEN = 7
-TOL = 1e-5
+# Weights of this spread make the attention far from uniform (see
+# test_attention_is_not_uniform), so its gradients are not ~0.
+INIT_RANGE = 0.6
+# Every tensor is compared relative to its own size: |a - b| <= RTOL |b| +
+# ATOL_SHARE * max|b|. Measured float32 differences: up to 2e-6 of max|b|.
+RTOL = 1e-4
+ATOL_SHARE = 1e-5
+
+
+def assert_close_relative(actual, expected, name="", scale=None):
+    scale = expected if scale is None else scale
+    atol = ATOL_SHARE * float(scale.abs().max())
+    torch.testing.assert_close(actual, expected, rtol=RTOL, atol=atol, msg=lambda m: f"{name}: {m}")
 
 
 def make_sessions():
@@ -27,6 +41,10 @@ def make_sessions():
     ]
 
 
+TARGET = torch.tensor([4, 9, 1, 33, 2, 12, 5, 8])
+NEG = torch.tensor([7, 1, 20, 3, 39, 2, 6, 11])
+
+
 def padded(sessions):
     item_seq = torch.zeros(len(sessions), MAX_LEN, dtype=torch.long)
     for row, session in enumerate(sessions):
@@ -34,16 +52,64 @@ def padded(sessions):
     return item_seq, torch.tensor([len(s) for s in sessions])
 
 
-def make_pair(num_layers, num_heads, step, loss_type="CE", dropout=0.0, seed=0):
-    torch.manual_seed(seed)
-    kwargs = dict(
+def model_kwargs(num_layers, num_heads, step, loss_type="CE", dropout=0.0):
+    return dict(
         hidden_channels=16, num_layers=num_layers, num_heads=num_heads, inner_channels=24,
         step=step, hidden_dropout=dropout, attn_dropout=dropout, loss_type=loss_type,
+        initializer_range=INIT_RANGE,
     )
+
+
+def make_pair(num_layers, num_heads, step, loss_type="CE", dropout=0.0, seed=0):
+    torch.manual_seed(seed)
+    kwargs = model_kwargs(num_layers, num_heads, step, loss_type, dropout)
     model = GCSAN(NUM_ITEMS, **kwargs)
     dense = DenseGCSAN(NUM_ITEMS, **kwargs)
-    dense.load_state_dict(model.to_recbole_state_dict())
+    dense.load_state_dict(to_recbole_state_dict(model))
     return model, dense
+
+
+def assert_outputs_match(model, dense):
+    """Eval-mode session vectors and scores of every item."""
+    model.eval()
+    dense.eval()
+    item_seq, lengths = padded(make_sessions())
+    batch = build_session_batch(item_seq, lengths)
+    with torch.no_grad():
+        assert_close_relative(model(batch), dense(item_seq, lengths), "session vectors")
+        assert_close_relative(
+            model.full_sort_scores(batch), dense.full_sort_scores(item_seq, lengths), "scores"
+        )
+
+
+def assert_training_matches(model, dense):
+    """Train-mode loss and the gradient of every parameter."""
+    model.train()
+    dense.train()
+    item_seq, lengths = padded(make_sessions())
+    bpr = model.loss_type == "BPR"
+    batch = build_session_batch(item_seq, lengths, target=TARGET)
+    loss = model.loss(batch, neg_items=NEG if bpr else None)
+    dense_loss = dense.loss(item_seq, lengths, TARGET, NEG if bpr else None)
+    assert_close_relative(loss, dense_loss, "loss")
+    loss.backward()
+    dense_loss.backward()
+
+    ours = {name: p for name, p in model.named_parameters()}
+    model_grads = GCSAN(NUM_ITEMS, **model_kwargs(
+        model.num_layers, model.num_heads, model.step, model.loss_type
+    ))
+    # Map our gradients to RecBole's names through the same key mapping as the weights.
+    with torch.no_grad():
+        for name, param in model_grads.named_parameters():
+            param.copy_(ours[name].grad)
+    grads = to_recbole_state_dict(model_grads)
+    dense_grads = {name: param.grad for name, param in dense.named_parameters()}
+    for name, grad in dense_grads.items():
+        # A key bias shifts all logits of a query alike, which the softmax
+        # cancels: its gradient is 0 up to rounding, on the key weight's scale.
+        scale = dense_grads[name.replace("key.bias", "key.weight")]
+        assert_close_relative(grads[name], grad, name, scale)
 
 
 CONFIGS = list(itertools.product([1, 2], [1, 2], [1, 2]))
@@ -51,47 +117,67 @@ CONFIGS = list(itertools.product([1, 2], [1, 2], [1, 2]))
 
 @pytest.mark.parametrize("num_layers,num_heads,step", CONFIGS)
 def test_eval_outputs_match(num_layers, num_heads, step):
-    model, dense = make_pair(num_layers, num_heads, step, dropout=0.3)
-    model.eval()
-    dense.eval()
-    item_seq, lengths = padded(make_sessions())
-    batch = build_session_batch(item_seq, lengths)
-    with torch.no_grad():
-        torch.testing.assert_close(model(batch), dense(item_seq, lengths), atol=TOL, rtol=0)
-        torch.testing.assert_close(
-            model.full_sort_scores(batch), dense.full_sort_scores(item_seq, lengths),
-            atol=TOL, rtol=0,
-        )
+    assert_outputs_match(*make_pair(num_layers, num_heads, step, dropout=0.3))
 
 
 @pytest.mark.parametrize("num_layers,num_heads,step", CONFIGS)
 @pytest.mark.parametrize("loss_type", ["CE", "BPR"])
 def test_train_losses_and_gradients_match(num_layers, num_heads, step, loss_type):
-    model, dense = make_pair(num_layers, num_heads, step, loss_type=loss_type)
-    model.train()
-    dense.train()
-    sessions = make_sessions()
-    item_seq, lengths = padded(sessions)
-    target = torch.tensor([4, 9, 1, 33, 2, 12, 5, 8])
-    neg = torch.tensor([7, 1, 20, 3, 39, 2, 6, 11])
-    batch = build_session_batch(item_seq, lengths, target=target)
+    assert_training_matches(*make_pair(num_layers, num_heads, step, loss_type=loss_type))
 
-    loss = model.loss(batch, neg_items=neg if loss_type == "BPR" else None)
-    dense_loss = dense.loss(item_seq, lengths, target, neg if loss_type == "BPR" else None)
-    torch.testing.assert_close(loss, dense_loss, atol=TOL, rtol=0)
-    loss.backward()
-    dense_loss.backward()
 
-    ours = {name: p for name, p in model.named_parameters()}
-    model_grads = GCSAN(NUM_ITEMS, hidden_channels=16, num_layers=num_layers,
-                        num_heads=num_heads, inner_channels=24, step=step)
-    # Map our gradients to RecBole's names through the same key mapping as the weights.
-    with torch.no_grad():
-        for name, param in model_grads.named_parameters():
-            param.copy_(ours[name].grad)
-    grads = model_grads.to_recbole_state_dict()
-    for name, param in dense.named_parameters():
-        torch.testing.assert_close(grads[name], param.grad, atol=TOL, rtol=0, msg=name)
+def test_attention_is_not_uniform():
+    """The attention weights the parity tests see are far from 1/n, so a
+    wrong attention gradient cannot hide below the tolerance."""
+    model, _ = make_pair(1, 2, 1)
+    model.eval()
+    item_seq, lengths = padded(make_sessions())
+    batch = build_session_batch(item_seq, lengths)
+    seen = []
+    original = self_attention.softmax
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(self_attention, "softmax",
+                      lambda *a, **k: seen.append(original(*a, **k)) or seen[-1])
+        model(batch)
+    weights = seen[0]  # [clicks, heads]
+    lengths_per_click = lengths.repeat_interleave(lengths).unsqueeze(1).float()
+    assert (weights - 1 / lengths_per_click).abs().max() > 0.2
+
+
+def _detach_attention_logits(patch, model):
+    original = self_attention.softmax
+    patch.setattr(self_attention, "softmax", lambda src, *a, **k: original(src.detach(), *a, **k))
+
+
+def _swap_in_out_channels(patch, model):
+    lin_in, lin_out = model.gnn.lin_in, model.gnn.lin_out
+    patch.setattr(model.gnn, "lin_in", lin_out)
+    patch.setattr(model.gnn, "lin_out", lin_in)
+
+
+def _drop_weight_mix(patch, model):
+    patch.setattr(model, "weight", 1.0)  # the session vector is the encoder output alone
+
+
+MUTANTS = {
+    "attention logits detached": (_detach_attention_logits, "train"),
+    "in/out channels swapped": (_swap_in_out_channels, "eval"),
+    "omega mix dropped": (_drop_weight_mix, "eval"),
+}
+
+
+@pytest.mark.parametrize("mutant", list(MUTANTS))
+def test_parity_check_catches_mutants(mutant):
+    """Each mutant of our model must fail the parity check it targets."""
+    mutate, check = MUTANTS[mutant]
+    model, dense = make_pair(2, 2, 1)
+    with pytest.MonkeyPatch.context() as patch:
+        mutate(patch, model)
+        with pytest.raises(AssertionError):
+            if check == "train":
+                assert_training_matches(model, dense)
+            else:
+                assert_outputs_match(model, dense)
 
 
 def test_dataloader_batch_equals_built_batch_in_model():
@@ -111,9 +197,7 @@ def test_single_unbatched_graph():
     session = [4, 8, 4, 4]
     item_seq, lengths = padded([session])
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(session_to_graph(session)), dense(item_seq, lengths), atol=TOL, rtol=0
-        )
+        assert_close_relative(model(session_to_graph(session)), dense(item_seq, lengths))
 
 
 def test_padding_length_does_not_change_output():
@@ -125,7 +209,4 @@ def test_padding_length_does_not_change_output():
     item_seq, lengths = padded(sessions)
     wide = torch.nn.functional.pad(item_seq, (0, 20))
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(build_session_batch(item_seq, lengths)), dense(wide, lengths),
-            atol=TOL, rtol=0,
-        )
+        assert_close_relative(model(build_session_batch(item_seq, lengths)), dense(wide, lengths))

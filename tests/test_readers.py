@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gcsan_pyg.data.preprocess import (
@@ -23,6 +24,7 @@ from gcsan_pyg.data.readers import (
     leave_one_out,
     read_clicks,
     read_inter,
+    read_inter_file,
     read_samples,
     read_sessions,
     sessions_from_samples,
@@ -153,9 +155,59 @@ def test_read_inter_matches_clicks(shared_data, tmp_path):
     inter = _write(tmp_path, "rsc.inter", "\n".join(lines) + "\n")
     users = read_inter(inter)
     clicks = read_clicks(head)
-    assert {u.session_id: u.items for u in users} == {s.session_id: s.items for s in clicks}
+    assert {u.session_id: sorted(u.items) for u in users} == {
+        s.session_id: sorted(s.items) for s in clicks
+    }
+    # In time order as RecBole sees it: float32 (spacing 128 s at 1.4e9), so
+    # many clicks tie and keep the order of the (reversed) file.
+    held = {}
+    for line in lines[1:]:
+        sid, item, _, t = line.split("\t")
+        held.setdefault(sid, []).append((float(np.float32(t)), item))
+    assert {u.session_id: u.items for u in users} == {
+        sid: [item for _, item in sorted(pairs, key=lambda pair: pair[0])]
+        for sid, pairs in held.items()
+    }
+    assert {u.session_id: u.items for u in users} != {s.session_id: s.items for s in clicks}
     for u in users:
         assert u.timestamps == sorted(u.timestamps)
+
+
+#: A RecBole .inter file whose row order is not time order, with ties: u1's A
+#: and B share time 3; u2's B and D differ (1000000010 vs 1000000000) but are
+#: equal once RecBole stores them as float32 (spacing 64 at 1e9).
+RECBOLE_INTER = (
+    "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    "u2\tB\t1\t1000000010\n"
+    "u1\tC\t1\t5\n"
+    "u1\tA\t1\t3\n"
+    "u2\tD\t1\t1000000000\n"
+    "u1\tB\t1\t3\n"
+    "u3\tE\t1\t7\n"
+    "u1\tD\t1\t1\n"
+    "u2\tA\t1\t1000000064\n"
+    "u1\tF\t1\t9\n"
+    "u2\tF\t1\t999999000\n"
+)
+
+
+def test_read_inter_orders_like_recbole(tmp_path):
+    users = read_inter(_write(tmp_path, "toy.inter", RECBOLE_INTER))
+    # Users in order of first appearance (RecBole's ids); clicks by float32
+    # time, ties in file order: u1's A (row 3) before B (row 5); u2's B (row 1)
+    # before D (row 4), although D is 10 s earlier in float64.
+    assert [(u.session_id, u.items) for u in users] == [
+        ("u2", ["F", "B", "D", "A"]),
+        ("u1", ["D", "A", "B", "C", "F"]),
+        ("u3", ["E"]),
+    ]
+    # The times are what RecBole sorts: float32.
+    assert users[0].timestamps == [999998976.0, 1e9, 1e9, 1000000064.0]
+    assert users[1].timestamps == [1.0, 3.0, 3.0, 5.0, 9.0]
+    # RecBole's item ids 1, 2, ...: by first appearance in the rows.
+    inter = read_inter_file(tmp_path / "toy.inter")
+    assert inter.item_tokens == ["B", "C", "A", "D", "E", "F"]
+    assert inter.users == users
 
 
 def test_leave_one_out_like_recbole():
@@ -205,6 +257,7 @@ BAD_INTER = [
     ("user_id:token\titem_id:token\n1\t2\n", 1, "missing field 'timestamp'"),
     ("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t2\n", 3, "missing column"),
     ("user_id:token\titem_id:token\ttimestamp:float\n1\t2\tnoon\n", 2, "invalid timestamp"),
+    ("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t1\n1\t3\tnan\n", 3, "(NaN)"),
 ]
 BAD_DIGINETICA = [
     ("sessionId;userId;itemId;timeframe;eventdate\n1;NA;5;10;2016-01-01\n1;NA;6\n", 3,

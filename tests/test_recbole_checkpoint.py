@@ -24,8 +24,15 @@ from gcsan_pyg.interop import (
     UnsafeCheckpointError,
     export_recbole_checkpoint,
     gcsan_from_recbole_checkpoint,
+    gcsan_from_recbole_state_dict,
     load_recbole_checkpoint,
+    load_recbole_state_dict,
+    options_to_recbole,
+    recbole_data_differences,
     recbole_hyperparameters,
+    recbole_key_table,
+    recbole_to_options,
+    to_recbole_state_dict,
 )
 from gcsan_pyg.nn import GCSAN
 
@@ -278,7 +285,7 @@ def test_export_load_round_trip(tmp_path: Path) -> None:
     assert ckpt.config["MAX_ITEM_LIST_LENGTH"] == 7
     assert ckpt.config["n_layers"] == 2 and ckpt.config["hidden_act"] == "relu"
     _assert_plain(ckpt.config)
-    reference = model.to_recbole_state_dict()
+    reference = to_recbole_state_dict(model)
     assert ckpt.state_dict.keys() == reference.keys()
     for key, value in reference.items():
         assert torch.equal(ckpt.state_dict[key], value), key
@@ -405,9 +412,9 @@ def test_numpy_scalar_is_rebuilt_from_bytes(tmp_path: Path) -> None:
     path = _zip_with_pickle(tmp_path / "npint.pth", data)
     with pytest.raises(CheckpointError, match="lacks the top-level key"):
         load_recbole_checkpoint(path)  # decoded fine, then refused as no checkpoint
-    from gcsan_pyg.interop.recbole_checkpoint import _RESTRICTED_PICKLE
+    from gcsan_pyg.interop.recbole.unpickler import RESTRICTED_PICKLE
 
-    assert _RESTRICTED_PICKLE.loads(data) == {"x": 258}  # big-endian int32
+    assert RESTRICTED_PICKLE.loads(data) == {"x": 258}  # big-endian int32
 
 
 @pytest.mark.parametrize(
@@ -540,3 +547,122 @@ def test_wrong_model_state_dict(tmp_path: Path, exported_bytes: bytes) -> None:
     path = _resave(tmp_path / "size.pth", source, config=wrong_size)
     with pytest.raises(CheckpointError, match=r"size\.pth.*does not fit GCSAN"):
         gcsan_from_recbole_checkpoint(path)
+
+
+# What a state_dict cannot tell -----------------------------------------------------
+
+#: The GCSAN arguments the weights do not reveal but that change the scores.
+OUTPUT_ARGUMENTS = {"num_heads": 2, "step": 2, "weight": 0.4, "activation": "relu",
+                    "layer_norm_eps": 1e-6}
+
+
+def test_state_dict_alone_does_not_fix_what_changes_the_output() -> None:
+    model = _small_model()  # 2 heads, step 2, weight 0.4, relu, eps 1e-6
+    state = to_recbole_state_dict(model)
+    with pytest.raises(ValueError, match="recbole_hyperparameters") as info:
+        gcsan_from_recbole_state_dict(state)
+    for name in OUTPUT_ARGUMENTS:
+        assert f"'{name}'" in str(info.value)
+    some = {k: v for k, v in OUTPUT_ARGUMENTS.items() if k != "num_heads"}
+    with pytest.raises(ValueError, match=r"\['num_heads'\].*\['n_heads'\]"):
+        gcsan_from_recbole_state_dict(state, **some)
+    again = gcsan_from_recbole_state_dict(state, **OUTPUT_ARGUMENTS)
+    # The sizes come off the tensors.
+    assert (again.num_items, again.hidden_channels, again.inner_channels, again.num_layers) == (
+        30, 8, 12, 2)
+    sessions = [[1, 2, 3, 2], [5], list(range(1, 12))]
+    assert torch.equal(_scores(again.eval(), sessions, 50), _scores(model, sessions, 50))
+
+
+@pytest.mark.parametrize("key", ["n_heads", "step", "weight", "hidden_act", "layer_norm_eps"])
+def test_checkpoint_config_must_give_what_the_weights_cannot(
+    tmp_path: Path, exported_bytes: bytes, key: str
+) -> None:
+    source = tmp_path / "ok.pth"
+    source.write_bytes(exported_bytes)
+    path = _resave(tmp_path / "lacks.pth", source, config=lambda config: config.pop(key))
+    with pytest.raises(CheckpointError, match=rf"lacks\.pth.*config lacks \['{key}'\]"):
+        gcsan_from_recbole_checkpoint(path)
+    path = _resave(tmp_path / "none.pth", source, config=lambda config: config.update({key: None}))
+    with pytest.raises(CheckpointError, match=rf"none\.pth.*config lacks \['{key}'\]"):
+        gcsan_from_recbole_checkpoint(path)
+
+
+def test_checkpoint_sizes_come_off_the_weights(tmp_path: Path, exported_bytes: bytes) -> None:
+    source = tmp_path / "ok.pth"
+    source.write_bytes(exported_bytes)
+
+    def drop_sizes(config: dict[str, Any]) -> None:
+        for key in ("hidden_size", "inner_size", "n_layers"):
+            del config[key]
+
+    model, _ = gcsan_from_recbole_checkpoint(_resave(tmp_path / "s.pth", source,
+                                                     config=drop_sizes))
+    assert model.hparams == _small_model().hparams
+
+
+# One place for RecBole -------------------------------------------------------------
+
+
+def test_recbole_code_lives_in_its_subpackage() -> None:
+    import gcsan_pyg.interop as interop
+    from gcsan_pyg.interop import recbole
+
+    for name in recbole.__all__:
+        assert getattr(interop, name) is getattr(recbole, name), name
+    for name in ("to_recbole_state_dict", "load_recbole_state_dict", "from_recbole"):
+        assert not hasattr(GCSAN, name), name
+
+
+def test_one_key_table_maps_both_layouts(real_checkpoint: RecBoleCheckpoint) -> None:
+    table = recbole_key_table(num_layers=1)
+    ours = GCSAN(1683, hidden_channels=64)
+    assert {name for name, _ in table} == set(ours.state_dict())
+    assert {key for _, keys in table for key in keys} == set(real_checkpoint.state_dict)
+    load_recbole_state_dict(ours, real_checkpoint.state_dict)
+    back = to_recbole_state_dict(ours)
+    assert back.keys() == real_checkpoint.state_dict.keys()
+    for key, value in real_checkpoint.state_dict.items():
+        assert torch.equal(back[key], value), key
+
+
+def test_recbole_config_names_to_options() -> None:
+    recbole = {
+        "hidden_size": 32, "inner_size": 48, "n_layers": 2, "n_heads": 4, "step": 2,
+        "weight": 0.5, "hidden_dropout_prob": 0.1, "attn_dropout_prob": 0.2,
+        "hidden_act": "relu", "layer_norm_eps": 1e-5, "initializer_range": 0.01,
+        "reg_weight": [1e-4], "loss_type": "BPR", "learning_rate": 0.01,
+        "train_batch_size": 128, "epochs": 7, "stopping_step": 3, "MAX_ITEM_LIST_LENGTH": 20,
+    }
+    options = recbole_to_options(recbole)
+    assert options == {
+        "hidden_channels": 32, "inner_channels": 48, "num_layers": 2, "num_heads": 4,
+        "step": 2, "weight": 0.5, "hidden_dropout": 0.1, "attn_dropout": 0.2,
+        "activation": "relu", "layer_norm_eps": 1e-5, "initializer_range": 0.01,
+        "reg_weight": 1e-4, "loss_type": "BPR", "lr": 0.01, "batch_size": 128, "epochs": 7,
+        "patience": 3, "max_length": 20,
+    }
+    assert options_to_recbole(options) == dict(recbole, reg_weight=1e-4)
+    with pytest.raises(ValueError, match=r"\['neg_sampling', 'train_neg_sample_args'\].*no "
+                                         "gcsan_pyg counterpart"):
+        recbole_to_options({"neg_sampling": None, "train_neg_sample_args": {}, "epochs": 1})
+    with pytest.raises(ValueError, match="'train_batch_size' = 1.5 is not a valid int"):
+        recbole_to_options({"train_batch_size": 1.5})
+    with pytest.raises(ValueError, match=r"\['threads'\].*no RecBole counterpart"):
+        options_to_recbole({"lr": 0.1, "threads": 2})
+
+
+def test_recbole_data_differences(real_checkpoint: RecBoleCheckpoint) -> None:
+    # The fixture's protocol is the one RecBoleInterDataset reproduces.
+    assert recbole_data_differences(real_checkpoint.config) == []
+    config = dict(
+        real_checkpoint.config,
+        user_inter_num_interval="[5,inf)",
+        eval_args={"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "mode": "uni100"},
+    )
+    assert recbole_data_differences(config) == [
+        "user_inter_num_interval = '[5,inf)' (reproduced: None or '[0,inf)')",
+        "eval_args split = {'RS': [0.8, 0.1, 0.1]} (reproduced: {'LS': 'valid_and_test'})",
+        "eval_args order = 'RO' (reproduced: 'TO')",
+        "eval_args mode (test) = 'uni100' (reproduced: 'full')",
+    ]

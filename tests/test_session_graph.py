@@ -100,6 +100,37 @@ def test_build_session_batch_equals_collated_graphs(sessions, extra_len):
     # The positions read back the sessions.
     flat = [item for s in sessions for item in s]
     assert built.x[built.alias].tolist() == flat
+    assert_same_batch_methods(built, collated)
+
+
+def assert_same_graph(a, b):
+    assert type(a) is type(b) and sorted(a.keys()) == sorted(b.keys())
+    for key in a.keys():
+        assert torch.equal(a[key], b[key]), key
+
+
+def assert_same_batch_methods(built, collated):
+    """Every public way to take a Batch apart gives the same graphs."""
+    num = collated.num_graphs
+    assert len(built) == len(collated) and built.batch_size == collated.batch_size
+    for a, b in zip(built.to_data_list(), collated.to_data_list(), strict=True):
+        assert_same_graph(a, b)
+    for i in (0, num - 1):
+        assert_same_graph(built[i], collated[i])
+        assert_same_graph(built.get_example(i), collated.get_example(i))
+    assert_same_graph(built[-1], collated[num - 1])  # (PyG's own Batch fails on -1)
+    with pytest.raises(IndexError):
+        built[num]
+    picks = [slice(None, None, 2), [num - 1, 0], torch.arange(num).flip(0),
+             torch.arange(num) % 2 == 0]
+    for pick in picks:
+        for a, b in zip(built.index_select(pick), collated.index_select(pick), strict=True):
+            assert_same_graph(a, b)
+        for a, b in zip(built[pick], collated[pick], strict=True):
+            assert_same_graph(a, b)
+    restored = pickle.loads(pickle.dumps(built))
+    for a, b in zip(restored.to_data_list(), collated.to_data_list(), strict=True):
+        assert_same_graph(a, b)
 
 
 def test_build_session_batch_keeps_device_and_dtype():

@@ -58,8 +58,8 @@ TRAIN_OPTIONS: dict[str, tuple[type, str]] = {
 }
 # On/off training switches (--bf16; `bf16: true` in a config file).
 TRAIN_FLAGS: dict[str, str] = {
-    "bf16": "bfloat16 autocast of the model's forward pass in training (CPU and CUDA); "
-            "the loss head, the optimizer and evaluation stay float32",
+    "bf16": "bfloat16 autocast of the training forward pass (CPU and CUDA); the softmax "
+            "over all items, the optimizer and evaluation stay float32",
     "compile": "torch.compile the graph cell and the self-attention stack (falls back to "
                "eager, with a warning, where compilation is unavailable)",
 }
@@ -159,11 +159,7 @@ def _train(values: dict[str, Any], info: distributed.DistInfo, device: torch.dev
         log.setLevel(logging.WARNING)
     start = time.perf_counter()
     root = values.get("root", "data_cache")
-    if not info.is_main:  # rank 0 builds the processed-data cache, then the others read it
-        distributed.barrier()
-    splits = _load_splits(values["data"], root, **_data_options(values))
-    if info.is_main:
-        distributed.barrier()
+    splits = _load_splits_rank0_first(values["data"], root, _data_options(values))
     train_set = splits["train"]
     train, valid, test = (SessionSamples.from_dataset(splits[s]) for s in splits)
     log.info("data %s: %d train / %d valid / %d test samples, %d items",
@@ -219,6 +215,23 @@ def _train(values: dict[str, Any], info: distributed.DistInfo, device: torch.dev
     return 0
 
 
+def _load_splits_rank0_first(data: str, root: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Rank 0 builds the processed-data cache, then the others read it. A
+    data error of rank 0 is sent to every rank, so that all stop with it
+    at once instead of waiting for rank 0 in a collective."""
+    error: Exception | None = None
+    splits = None
+    if distributed.current().is_main:
+        try:
+            splits = _load_splits(data, root, **options)
+        except (ValueError, FileNotFoundError) as caught:
+            error = caught
+    error = distributed.broadcast_object(error)
+    if error is not None:
+        raise error
+    return splits if splits is not None else _load_splits(data, root, **options)
+
+
 def _print_metrics(rows: dict[str, dict[str, float]]) -> None:
     names = list(next(iter(rows.values())))
     width = max(len(r) for r in rows)
@@ -232,17 +245,52 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, payload = load_model(args.checkpoint, map_location=device)
     options = dict(payload.get("data", {}))
     options.pop("source", None)
+    options.update(_inter_fields(args.data, payload))
     dataset = _load_splits(args.data, args.root, **options)[args.split]
-    if dataset.num_items != model.num_items:
-        raise SystemExit(
-            f"error: {args.data} has {dataset.num_items - 1} items, the model "
-            f"{model.num_items - 1}: not the data it was trained on"
-        )
+    _check_same_items(args.data, dataset, payload.get("item_ids"), model.num_items)
     config = TrainConfig(eval_batch_size=args.batch_size, device=str(device),
                          progress=not args.quiet, max_length=options.get("max_length"))
     metrics = Trainer(model, config).evaluate(SessionSamples.from_dataset(dataset))
     _print_metrics({f"GC-SAN ({args.split})": metrics})
     return 0
+
+
+def _inter_fields(data: str, payload: dict[str, Any]) -> dict[str, str]:
+    """The .inter field names an imported RecBole checkpoint was trained on,
+    where :obj:`data` is a .inter file (other formats take no such options)."""
+    from gcsan_pyg.data.datasets import RecBoleInterDataset, resolve_dataset_class
+
+    fields = payload.get("recbole", {}).get("inter_fields")
+    if not fields or resolve_dataset_class(data)[0] is not RecBoleInterDataset:
+        return {}
+    return fields
+
+
+def _check_same_items(data: str, dataset: Any, trained: list[str] | None, num_items: int) -> None:
+    """Refuses data whose item ids are not the checkpoint's: the id maps must
+    be equal where the checkpoint has one, else the item counts."""
+    ids = dataset.item_ids
+    if trained is None:  # already-numbered ids, or a RecBole import without --inter
+        if dataset.num_items != num_items:
+            raise SystemExit(
+                f"error: {data} has {dataset.num_items - 1} items, the model "
+                f"{num_items - 1}: not the data it was trained on"
+            )
+        return
+    if ids is None:
+        raise SystemExit(
+            f"error: the checkpoint maps raw item ids, {data} holds already-numbered ones: "
+            "not the data it was trained on"
+        )
+    if ids != trained:
+        first = next((i for i, pair in enumerate(zip(trained, ids)) if pair[0] != pair[1]),
+                     min(len(ids), len(trained)))
+        ours, theirs = (repr(m[first]) if first < len(m) else "nothing" for m in (trained, ids))
+        raise SystemExit(
+            f"error: the item ids of {data} differ from the checkpoint's ({len(ids) - 1} items, "
+            f"the checkpoint {len(trained) - 1}); first at id {first}: {ours} in the "
+            f"checkpoint, {theirs} in {data}: not the data it was trained on"
+        )
 
 
 def _parse_session(text: str) -> list[str]:
@@ -273,10 +321,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     max_length = payload.get("data", {}).get("max_length")
     if max_length:  # as in training: only the most recent clicks count
         session = session[-max_length:]
+    # The model refuses a k beyond the items it may return; here, fewer do.
+    left = model.num_items - 1 - (len(set(session)) if args.exclude_seen else 0)
+    if left < 1:
+        raise SystemExit("error: the session holds every item: none is left to recommend")
+    k = min(args.k, left)
+    if k < args.k:
+        unseen = " not in the session" if args.exclude_seen else ""
+        print(f"note: only {left} items{unseen} can be recommended; giving {k}, not {args.k}",
+              file=sys.stderr)
     batch = model.build_batch(torch.tensor([session]), torch.tensor([len(session)]))
     with torch.no_grad():
         scores = model.full_sort_scores(batch)[0]
-        top = model.recommend(batch, k=args.k, exclude_seen=args.exclude_seen)[0]
+        top = model.recommend(batch, k=k, exclude_seen=args.exclude_seen)[0]
     results = [
         {"rank": r + 1, "item": item_ids[i] if item_ids else i, "score": float(scores[i])}
         for r, i in enumerate(top.tolist())
@@ -300,17 +357,40 @@ def cmd_import_recbole(args: argparse.Namespace) -> int:
     from gcsan_pyg.interop import gcsan_from_recbole_checkpoint
 
     model, info = gcsan_from_recbole_checkpoint(args.checkpoint)
+    for line in info["data_differences"]:
+        print(f"warning: {args.checkpoint}: {line}: `gcsan-pyg evaluate` on its .inter file "
+              "will not give RecBole's metrics", file=sys.stderr)
+    fields = info["inter_fields"]
     payload = {
         "hparams": model.hparams,
         "model": model.state_dict(),
-        "item_ids": None,
-        "data": {"source": f"recbole:{info.get('dataset')}",
+        # RecBole numbers items by first appearance in the .inter file, as
+        # RecBoleInterDataset does: the raw ids are known only from that file.
+        "item_ids": None if args.inter is None else _recbole_item_ids(
+            args.inter, fields, model.num_items),
+        "data": {"source": args.inter or f"recbole:{info.get('dataset')}",
                  "max_length": info.get("MAX_ITEM_LIST_LENGTH")},
-        "recbole": {k: info[k] for k in ("epoch", "best_valid_score") if k in info},
+        "recbole": {"epoch": info["epoch"], "best_valid_score": info["best_valid_score"],
+                    "dataset": info["dataset"], "inter_fields": fields},
     }
     save_checkpoint(args.out, payload)
     print(f"wrote {args.out}: {model}")
     return 0
+
+
+def _recbole_item_ids(path: str, fields: dict[str, str], num_items: int) -> list[str]:
+    """The raw item id of each RecBole item id (index 0: the padding), from
+    the .inter file a RecBole checkpoint was trained on."""
+    from gcsan_pyg.data.preprocess import PAD_TOKEN
+    from gcsan_pyg.data.readers import read_inter_file
+
+    item_ids = [PAD_TOKEN, *read_inter_file(path, **fields).item_tokens]
+    if len(item_ids) != num_items:
+        raise SystemExit(
+            f"error: {path} has {len(item_ids) - 1} items, the RecBole checkpoint "
+            f"{num_items - 1}: not the file it was trained on"
+        )
+    return item_ids
 
 
 def cmd_export_recbole(args: argparse.Namespace) -> int:
@@ -383,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import-recbole", help="RecBole GCSAN checkpoint -> gcsan_pyg checkpoint")
     imp.add_argument("checkpoint")
     imp.add_argument("out")
+    imp.add_argument("--inter", default=None,
+                     help="the .inter file it was trained on: record its raw item ids, so "
+                          "that recommend speaks them and evaluate checks them")
     imp.set_defaults(func=cmd_import_recbole)
 
     exp = sub.add_parser("export-recbole", help="gcsan_pyg checkpoint -> RecBole-style file")

@@ -43,8 +43,9 @@ from gcsan_pyg.data.preprocess import (
 from gcsan_pyg.data.readers import (
     PathLike,
     Sample,
+    leave_one_out,
     read_clicks,
-    read_inter,
+    read_inter_file,
     read_samples,
     read_sessions,
     sessions_from_samples,
@@ -748,27 +749,40 @@ class ClickCSVDataset(SessionDataset):
 
 
 class RecBoleInterDataset(SessionDataset):
-    r"""A RecBole atomic ``.inter`` file as sequential data: per-user
-    sequences sorted by time, split leave-one-out as RecBole does for
-    sequential models (:func:`~gcsan_pyg.data.readers.leave_one_out`): the
-    last item of each user is test, the second to last valid, the earlier
-    ones are training targets (prefix :obj:`s[:i]`, target :obj:`s[i]`).
+    r"""A RecBole atomic ``.inter`` file as RecBole 1.2.1's sequential
+    datasets build it (no filtering; ``eval_args``: ``split: {LS:
+    valid_and_test}``, ``order: TO``), so that a model gives the metrics
+    RecBole reports for it on the same file:
 
-    Item ids are numbered from 1 in order of first appearance in the users'
-    sequences (users in file order); :obj:`item_ids` maps them back.
+    * item ids :obj:`1, 2, ...` in order of first appearance in the file's
+      rows, as RecBole numbers tokens (:func:`~gcsan_pyg.data.readers
+      .read_inter_file`); :obj:`item_ids` maps them back;
+    * per-user sequences sorted by float32 time, ties in row order;
+    * every user's samples :obj:`(s[:i], s[i])` split leave-one-out
+      (:func:`~gcsan_pyg.data.readers.leave_one_out`): the last target is
+      test, the second to last valid, the earlier ones train;
+    * with :obj:`max_length` (RecBole's ``MAX_ITEM_LIST_LENGTH``), a prefix
+      keeps its most recent :obj:`max_length` items.
+
+    Samples are stored user by user, users in order of first appearance
+    (RecBole orders them by time; the metrics do not depend on it).
 
     Args:
         root (str or PathLike): the cache folder.
         path (str or PathLike): the ``.inter`` file.
         split (str, optional): the split. (default: :obj:`"train"`)
         user_field, item_field, time_field (str, optional): the header field
-            names. (default: :obj:`"user_id"`, :obj:`"item_id"`,
+            names (RecBole's ``USER_ID_FIELD``, ``ITEM_ID_FIELD``,
+            ``TIME_FIELD``). (default: :obj:`"user_id"`, :obj:`"item_id"`,
             :obj:`"timestamp"`)
         max_length (int, optional): (default: :obj:`None`)
         **kwargs: :obj:`transform`, :obj:`force_reload`, :obj:`log`.
     """
 
     kind = "recbole_inter"
+    # Names the numbering and ordering rules in the cache fingerprint, so a
+    # cache built under other rules (before RecBole's were followed) rebuilds.
+    rules = "recbole-1.2.1"
 
     def __init__(
         self,
@@ -789,33 +803,22 @@ class RecBoleInterDataset(SessionDataset):
         return [self.path]
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "fields": list(self.fields)}
+        return {**super().options(), "fields": list(self.fields), "rules": self.rules}
 
     def build(self) -> _Built:
-        users = read_inter(self.path, *self.fields)
-        item_dict: dict[str, int] = {}
-        item_ids = [PAD_TOKEN]
-        samples: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+        inter = read_inter_file(self.path, *self.fields)
+        item_ids = [PAD_TOKEN, *inter.item_tokens]
+        item_dict = {token: i for i, token in enumerate(item_ids) if i > 0}
+        sequences = [[item_dict[item] for item in user.items] for user in inter.users]
+        samples = leave_one_out(sequences)
         sessions: dict[str, list[list[int]]] = {s: [] for s in SPLITS}
-        for user in users:
-            seq = []
-            for item in user.items:
-                iid = item_dict.get(item)
-                if iid is None:
-                    iid = item_dict[item] = len(item_ids)
-                    item_ids.append(item)
-                seq.append(iid)
-            n = len(seq) - 1  # samples (s[:i], s[i]) for i = 1 .. n
-            held = min(2, n - 1)
-            num_train = n - max(held, 0)
-            samples["train"].extend((seq[:i], seq[i]) for i in range(1, num_train + 1))
-            if num_train > 0:
-                sessions["train"].append(seq[: num_train + 1])
+        for seq in sequences:  # the clicks each split's samples draw on
+            held = max(min(2, len(seq) - 2), 0)  # the user's valid + test targets
+            if len(seq) - held > 1:
+                sessions["train"].append(seq[: len(seq) - held])
             if held == 2:
-                samples["valid"].append((seq[:-2], seq[-2]))
                 sessions["valid"].append(seq[:-1])
             if held >= 1:
-                samples["test"].append((seq[:-1], seq[-1]))
                 sessions["test"].append(seq)
         return _Built(
             splits={s: samples_to_arrays(samples[s], self.max_length) for s in SPLITS},

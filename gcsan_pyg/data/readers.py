@@ -10,16 +10,19 @@ Formats:
   :func:`read_sessions` and :func:`read_samples`.
 * Click logs as CSV/TSV (session id, item id, timestamp), see
   :func:`read_clicks`.
-* RecBole atomic ``.inter`` files, see :func:`read_inter` and
-  :func:`leave_one_out`.
+* RecBole atomic ``.inter`` files, see :func:`read_inter_file`,
+  :func:`read_inter` and :func:`leave_one_out`.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import numpy as np
 
 PathLike = str | os.PathLike
 #: One training/test sample: the input prefix and the next item (label).
@@ -411,14 +414,40 @@ def _sorted_sessions(sessions) -> list[RawSession]:
     return out
 
 
-def read_inter(
+@dataclass
+class InterFile:
+    r"""A RecBole atomic ``.inter`` file as RecBole's sequential datasets read
+    it (see :func:`read_inter_file`).
+
+    Attributes:
+        users (list of RawSession): one per user, in RecBole's order.
+        item_tokens (list of str): the raw item ids in order of first
+            appearance in the file's rows: RecBole's item id :obj:`i`
+            (:math:`\geq 1`, 0 being the padding) is :obj:`item_tokens[i - 1]`.
+    """
+
+    users: list[RawSession]
+    item_tokens: list[str]
+
+
+def read_inter_file(
     path: PathLike,
     user_field: str = "user_id",
     item_field: str = "item_id",
     time_field: str | None = "timestamp",
-) -> list[RawSession]:
+) -> InterFile:
     r"""Reads a RecBole atomic ``.inter`` file (tab-separated, header fields
-    ``name:type`` such as ``user_id:token``) into per-user sequences.
+    ``name:type`` such as ``user_id:token``) as RecBole 1.2.1 reads it for
+    sequential models, without filtering:
+
+    * tokens are numbered by :func:`pandas.factorize` over the file's rows
+      (``Dataset._remap``): users and items get ids :obj:`1, 2, ...` in order
+      of first appearance in the file, not in time order;
+    * each user's interactions are sorted by time with a stable sort
+      (``SequentialDataset.data_augmentation``) on the times as RecBole holds
+      them, float32 (a ``float`` field becomes a ``torch.FloatTensor``):
+      times closer than the float32 spacing tie (64 s around 2001, 128 s
+      after 2004), and ties keep the file's row order.
 
     Args:
         path (str or PathLike): the ``.inter`` file.
@@ -426,17 +455,20 @@ def read_inter(
             (default: :obj:`"user_id"`)
         item_field (str, optional): the item field name.
             (default: :obj:`"item_id"`)
-        time_field (str, optional): the time field; :obj:`None` keeps the
-            file order. (default: :obj:`"timestamp"`)
+        time_field (str, optional): the time field (unix seconds, or an ISO
+            8601 date/time, which RecBole itself would not read); :obj:`None`
+            keeps the file order. (default: :obj:`"timestamp"`)
 
     Returns:
-        One :class:`RawSession` per user (its :obj:`session_id` is the user
-        id), interactions sorted by time (stable), users in order of first
-        appearance in the file (as RecBole's token remapping).
+        An :class:`InterFile`: the users in order of first appearance (their
+        RecBole ids), each a :class:`RawSession` whose :obj:`session_id` is
+        the user id and whose :obj:`timestamps` are the float32 times (file
+        line numbers without :obj:`time_field`), and the item tokens in
+        RecBole's id order.
 
     Raises:
         DataFormatError: on a missing field or column, an empty id or a bad
-            time.
+            time (not a number or a date, or NaN).
     """
     lines = _iter_lines(path)
     first = next(lines, None)
@@ -452,7 +484,9 @@ def read_inter(
     cu, ci = find(user_field), find(item_field)
     ct = find(time_field) if time_field is not None else None
     need = max(c for c in (cu, ci, ct) if c is not None) + 1
-    users: dict[str, RawSession] = {}
+    rows: dict[str, list[int]] = {}  # user -> its rows, in file order
+    items: list[str] = []
+    times: list[float] = []
     for number, line in lines:
         if not line.strip():
             raise DataFormatError(path, number, "empty line")
@@ -466,26 +500,53 @@ def read_inter(
             raise DataFormatError(path, number, f"empty {user_field}")
         if not item:
             raise DataFormatError(path, number, f"empty {item_field}")
-        if ct is None:
-            t = float(number)
-        else:
-            try:
-                t = parse_timestamp(parts[ct])
-            except ValueError:
-                raise DataFormatError(
-                    path, number, f"invalid {time_field} {parts[ct].strip()!r}"
-                ) from None
-        user = users.get(uid)
-        if user is None:
-            user = users[uid] = RawSession(uid)
-        user.items.append(item)
-        user.timestamps.append(t)
-    out = []
-    for u in users.values():
-        order = sorted(range(len(u.items)), key=u.timestamps.__getitem__)
-        out.append(RawSession(u.session_id, [u.items[i] for i in order],
-                              [u.timestamps[i] for i in order]))
-    return out
+        times.append(float(number) if ct is None else _inter_time(path, number, parts[ct],
+                                                                   time_field))
+        rows.setdefault(uid, []).append(len(items))
+        items.append(item)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, as in RecBole
+        held = np.asarray(times, dtype=np.float64).astype(np.float32).tolist()
+    users = []
+    for uid, own in rows.items():
+        own = sorted(own, key=held.__getitem__)  # stable: ties keep the row order
+        users.append(RawSession(uid, [items[r] for r in own], [held[r] for r in own]))
+    return InterFile(users, list(dict.fromkeys(items)))
+
+
+def _inter_time(path: PathLike, number: int, text: str, field: str | None) -> float:
+    try:
+        t = parse_timestamp(text)
+    except ValueError:
+        raise DataFormatError(path, number, f"invalid {field} {text.strip()!r}") from None
+    if math.isnan(t):  # RecBole would fill in the mean; sorting NaN is undefined
+        raise DataFormatError(path, number, f"invalid {field} {text.strip()!r} (NaN)")
+    return t
+
+
+def read_inter(
+    path: PathLike,
+    user_field: str = "user_id",
+    item_field: str = "item_id",
+    time_field: str | None = "timestamp",
+) -> list[RawSession]:
+    r"""The per-user sequences of a RecBole atomic ``.inter`` file, in
+    RecBole's order: :obj:`read_inter_file(...).users` (see
+    :func:`read_inter_file`, which also gives RecBole's item numbering).
+
+    Args:
+        path (str or PathLike): the ``.inter`` file.
+        user_field, item_field, time_field (str, optional): the field names.
+            (default: :obj:`"user_id"`, :obj:`"item_id"`, :obj:`"timestamp"`)
+
+    Returns:
+        One :class:`RawSession` per user, users in order of first
+        appearance, interactions by float32 time, ties in file order.
+
+    Raises:
+        DataFormatError: on a missing field or column, an empty id or a bad
+            time.
+    """
+    return read_inter_file(path, user_field, item_field, time_field).users
 
 
 def leave_one_out(

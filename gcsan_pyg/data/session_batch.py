@@ -1,6 +1,8 @@
 """Vectorised construction of a batched session graph from padded sequences."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch
@@ -12,7 +14,51 @@ from gcsan_pyg.data.session_graph import (
     transition_edges,
 )
 
-_SessionBatch = type(Batch(_base_cls=SessionData))
+
+class _SessionBatchMeta(type(Batch), type(SessionData)):
+    # PyG's Batch metaclass derives a new class from the data class on every
+    # construction; this class is that derivation already, so construct it as is.
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return type.__call__(cls, *args, **kwargs)
+
+
+class SessionBatch(Batch, SessionData, metaclass=_SessionBatchMeta):
+    r"""A batch of :class:`SessionData` graphs as
+    :func:`build_session_batch` builds it: one block-diagonal graph with
+    :obj:`x`, :obj:`edge_index`, :obj:`alias`, :obj:`batch`, :obj:`ptr`
+    (and :obj:`y`, one target per session).
+
+    It is a full :class:`~torch_geometric.data.Batch`: :meth:`get_example`,
+    and so :meth:`to_data_list`, :meth:`index_select` and indexing, give the
+    sessions' graphs as :func:`session_to_graph` builds them, equal to those
+    of a :class:`~torch_geometric.data.Batch` collated from them. It needs no
+    slice tables for that: nodes and clicks are stored session by session
+    (:obj:`ptr`, :obj:`batch`) and edges by source node, so a session's
+    slices are found by a binary search when asked for. Attributes added to
+    the batch afterwards are not split into the examples.
+    """
+
+    def get_example(self, idx: int) -> SessionData:
+        num_graphs = self.num_graphs
+        if not -num_graphs <= int(idx) < num_graphs:
+            raise IndexError(f"session {int(idx)} is out of range for {num_graphs} sessions")
+        idx = int(idx) % num_graphs
+        first, last = int(self.ptr[idx]), int(self.ptr[idx + 1])
+        bounds = torch.tensor([idx, idx + 1], device=self.x.device)
+        click_lo, click_hi = torch.searchsorted(self.batch[self.alias], bounds).tolist()
+        edge_lo, edge_hi = torch.searchsorted(self.batch[self.edge_index[0]], bounds).tolist()
+        data = SessionData(
+            x=self.x[first:last],
+            edge_index=self.edge_index[:, edge_lo:edge_hi] - first,
+            alias=self.alias[click_lo:click_hi] - first,
+        )
+        if "y" in self:
+            data.y = self.y[idx : idx + 1]
+        return data
+
+    def __reduce__(self) -> Any:
+        return type(self), (), self.__dict__.copy()
+
 
 
 def check_padded_sessions(
@@ -61,7 +107,7 @@ def build_session_batch(
     target: Tensor | None = None,
     num_items: int | None = None,
     validate: bool = True,
-) -> Batch:
+) -> SessionBatch:
     r"""Builds the block-diagonal session graph of a padded batch, with torch
     ops only (no loop over sessions or positions), on :obj:`item_seq`'s device.
 
@@ -81,9 +127,8 @@ def build_session_batch(
             :class:`ValueError` on bad values. (default: :obj:`True`)
 
     Returns:
-        A :class:`~torch_geometric.data.Batch` of :class:`SessionData` with
-        :obj:`x`, :obj:`edge_index`, :obj:`alias`, :obj:`batch`, :obj:`ptr`
-        (and :obj:`y`).
+        A :class:`SessionBatch` with :obj:`x`, :obj:`edge_index`,
+        :obj:`alias`, :obj:`batch`, :obj:`ptr` (and :obj:`y`).
     """
     if validate:
         _check_arguments(item_seq, item_seq_len, num_items)
@@ -125,21 +170,8 @@ def build_session_batch(
     edge_index = transition_edges(alias, node_key.numel(), breaks=session_end[:-1] - 1)
     ptr = torch.searchsorted(node_session, torch.arange(batch_size + 1, device=device))
 
-    # Batch(_base_cls=SessionData, **attrs) builds its class and inspects
-    # signatures on every call and sets attributes one by one (~0.1 ms, a
-    # quarter of this function's time); a fresh batch's store takes them at once.
-    batch = type.__call__(_SessionBatch)
-    batch._store._mapping.update(
-        x=x,
-        edge_index=edge_index,
-        alias=alias,
-        batch=node_session,
-        ptr=ptr,
-    )
-    if target is not None:
-        batch.y = target.long()
-    batch._num_graphs = batch_size
-    return batch
+    y = target.long() if target is not None else None
+    return SessionBatch(x=x, edge_index=edge_index, alias=alias, batch=node_session, ptr=ptr, y=y)
 
 
 def _check_arguments(item_seq: Tensor, item_seq_len: Tensor, num_items: int | None) -> None:

@@ -1,7 +1,6 @@
 """The GC-SAN model over batched session graphs."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -175,18 +174,18 @@ class GCSAN(nn.Module):
         # for a loss that also sends the table a dense gradient: autograd then
         # adds the few looked-up rows into that one in place, where a dense
         # lookup gradient costs a zero-filled table and a full-table add.
-        self._check_items(batch.x)
         node_session = _node_session(batch)
         num_sessions = _num_sessions(batch)
+        click_session = node_session[batch.alias]
+        session_len = degree(click_session, num_sessions, dtype=torch.long)
+        self._check_batch(batch.x, session_len)
         table = self.item_embedding
         h = F.embedding(batch.x, table.weight, table.padding_idx, sparse=sparse_lookup)
         h = self.gnn(h, batch.edge_index)
 
         seq_hidden = h[batch.alias]  # node states back at the click positions
-        click_session = node_session[batch.alias]
         # Clicks are stored session by session, in order, so each session's
         # last click sits just before the next session's first one.
-        session_len = degree(click_session, num_sessions, dtype=torch.long)
         last_click = cumsum(session_len)[1:] - 1
         attn_last = self.encoder(seq_hidden, click_session, last_click)
         return self.weight * attn_last + (1.0 - self.weight) * seq_hidden[last_click]
@@ -200,18 +199,25 @@ class GCSAN(nn.Module):
         :func:`~gcsan_pyg.data.build_session_batch`)."""
         return build_session_batch(item_seq, item_seq_len, target, num_items=self.num_items)
 
-    def _check_items(self, items: Tensor) -> None:
+    def _check_batch(self, items: Tensor, session_len: Tensor) -> None:
+        # For batches not made by build_session_batch: item ids in range and
+        # no session without clicks, read back in one sync.
         if items.dtype.is_floating_point or items.dtype == torch.bool:
             raise ValueError(f"item ids 'x' must be integers, got dtype {items.dtype}")
         if items.numel() == 0:
-            return
-        smallest, largest = torch.stack(items.aminmax()).tolist()  # one sync
+            raise ValueError("the batch holds no click")
+        smallest, largest = items.aminmax()
+        checks = torch.stack([smallest, largest, session_len.min()]).tolist()
+        smallest, largest, shortest = checks
         if smallest < 1 or largest >= self.num_items:
             value = smallest if smallest < 1 else largest
             raise ValueError(
                 f"item id {value} in the batch is out of range: ids must lie in "
                 f"[1, num_items - 1] = [1, {self.num_items - 1}]"
             )
+        if shortest < 1:
+            empty = int((session_len < 1).nonzero()[0])
+            raise ValueError(f"session {empty} of the batch has no click")
 
     def full_sort_scores(self, batch: Data) -> Tensor:
         r"""Scores of every item (padding id 0 included), shape
@@ -226,7 +232,12 @@ class GCSAN(nn.Module):
     def recommend(self, batch: Data, k: int = 20, exclude_seen: bool = False) -> Tensor:
         r"""Top-:obj:`k` item ids per session, best first, shape :obj:`[B, k]`;
         never the padding id 0, nor (with :obj:`exclude_seen`) an item of the
-        session itself (see :meth:`top_items`)."""
+        session itself (see :meth:`top_items`).
+
+        Raises:
+            ValueError: :obj:`k` exceeds the items that are left to a session
+                (with :obj:`exclude_seen`: :obj:`num_items - 1` minus its
+                distinct items)."""
         seen = (_node_session(batch), batch.x) if exclude_seen else None
         return self.top_items(self(batch), k, seen)
 
@@ -241,12 +252,20 @@ class GCSAN(nn.Module):
 
         The ranking is exact (:func:`~gcsan_pyg.nn.blockwise_topk`); sessions
         are scored some rows at a time, so that the score matrix of a large
-        batch is never held whole."""
+        batch is never held whole.
+
+        Raises:
+            ValueError: :obj:`k` is not in :obj:`[1, num_items - 1]`, or
+                exceeds the items left to a session once its :obj:`seen` ones
+                are excluded (it would otherwise be given seen items or the
+                padding id to fill its :obj:`k` places)."""
         available = self.num_items - 1
         if not 1 <= k <= available:
             raise ValueError(f"'k' must lie in [1, {available}] (the number of items), got {k}")
         if session.size(0) == 0:
             return torch.empty(0, k, dtype=torch.long, device=session.device)
+        if seen is not None:
+            _check_unseen_left(k, *seen, num_sessions=session.size(0), num_items=self.num_items)
         table_t = self.item_embedding.weight.t()
         num_chunks = -(-session.size(0) * self.num_items // _SCORE_CHUNK_ELEMENTS)
         rows = -(-session.size(0) // num_chunks)  # chunks of equal size
@@ -303,127 +322,29 @@ class GCSAN(nn.Module):
         table = self.item_embedding.weight
         return torch.linalg.vector_norm(table) / table.size(0)
 
-    # RecBole interoperability ------------------------------------------------
-
-    def to_recbole_state_dict(self) -> dict[str, Tensor]:
-        r"""This model's parameters under the key names of RecBole's ``GCSAN``."""
-        state = {
-            "item_embedding.weight": self.item_embedding.weight,
-            "gnn.w_ih": self.gnn.weight_ih,
-            "gnn.w_hh": self.gnn.weight_hh,
-            "gnn.b_ih": self.gnn.bias_ih,
-            "gnn.b_hh": self.gnn.bias_hh,
-        }
-        for ours, theirs in (("lin_in", "linear_edge_in"), ("lin_out", "linear_edge_out")):
-            lin = getattr(self.gnn, ours)
-            state[f"gnn.{theirs}.weight"] = lin.weight
-            state[f"gnn.{theirs}.bias"] = lin.bias
-        for n, layer in enumerate(self.encoder.layers):
-            mha = f"self_attention.layer.{n}.multi_head_attention"
-            ffn = f"self_attention.layer.{n}.feed_forward"
-            for part in ("weight", "bias"):
-                query, key, value = getattr(layer.qkv, part).chunk(3, dim=0)
-                state[f"{mha}.query.{part}"] = query
-                state[f"{mha}.key.{part}"] = key
-                state[f"{mha}.value.{part}"] = value
-                state[f"{mha}.dense.{part}"] = getattr(layer.attn_out, part)
-                state[f"{mha}.LayerNorm.{part}"] = getattr(layer.attn_norm, part)
-                state[f"{ffn}.dense_1.{part}"] = getattr(layer.ffn_in, part)
-                state[f"{ffn}.dense_2.{part}"] = getattr(layer.ffn_out, part)
-                state[f"{ffn}.LayerNorm.{part}"] = getattr(layer.ffn_norm, part)
-        return {key: value.detach().clone() for key, value in state.items()}
-
-    def load_recbole_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
-        r"""Loads a RecBole ``GCSAN`` :obj:`state_dict` into this model.
-
-        Raises:
-            ValueError: if a key is missing or unexpected, or a shape differs.
-        """
-        expected = self.to_recbole_state_dict()
-        missing = sorted(set(expected) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(expected))
-        if missing or unexpected:
-            raise ValueError(
-                "RecBole GCSAN state_dict does not match this model: "
-                f"missing keys {missing}, unexpected keys {unexpected}"
-            )
-        for key, value in expected.items():
-            given = state_dict[key]
-            if not isinstance(given, Tensor) or given.shape != value.shape:
-                shape = tuple(given.shape) if isinstance(given, Tensor) else type(given).__name__
-                raise ValueError(
-                    f"RecBole key '{key}' has shape {shape}, this model expects "
-                    f"{tuple(value.shape)}"
-                )
-
-        def get(key: str) -> Tensor:
-            return state_dict[key]
-
-        ours: dict[str, Tensor] = {
-            "item_embedding.weight": get("item_embedding.weight"),
-            "gnn.weight_ih": get("gnn.w_ih"),
-            "gnn.weight_hh": get("gnn.w_hh"),
-            "gnn.bias_ih": get("gnn.b_ih"),
-            "gnn.bias_hh": get("gnn.b_hh"),
-            "gnn.lin_in.weight": get("gnn.linear_edge_in.weight"),
-            "gnn.lin_in.bias": get("gnn.linear_edge_in.bias"),
-            "gnn.lin_out.weight": get("gnn.linear_edge_out.weight"),
-            "gnn.lin_out.bias": get("gnn.linear_edge_out.bias"),
-        }
-        for n in range(self.num_layers):
-            mha = f"self_attention.layer.{n}.multi_head_attention"
-            ffn = f"self_attention.layer.{n}.feed_forward"
-            layer = f"encoder.layers.{n}"
-            for part in ("weight", "bias"):
-                ours[f"{layer}.qkv.{part}"] = torch.cat(
-                    [get(f"{mha}.{name}.{part}") for name in ("query", "key", "value")]
-                )
-                ours[f"{layer}.attn_out.{part}"] = get(f"{mha}.dense.{part}")
-                ours[f"{layer}.attn_norm.{part}"] = get(f"{mha}.LayerNorm.{part}")
-                ours[f"{layer}.ffn_in.{part}"] = get(f"{ffn}.dense_1.{part}")
-                ours[f"{layer}.ffn_out.{part}"] = get(f"{ffn}.dense_2.{part}")
-                ours[f"{layer}.ffn_norm.{part}"] = get(f"{ffn}.LayerNorm.{part}")
-        self.load_state_dict(ours)
-
-    @classmethod
-    def from_recbole(
-        cls,
-        state_dict: Mapping[str, Tensor],
-        num_items: int | None = None,
-        **hyperparameters: Any,
-    ) -> GCSAN:
-        r"""Builds a model from a RecBole ``GCSAN`` :obj:`state_dict`.
-
-        :obj:`num_items`, :obj:`hidden_channels`, :obj:`inner_channels` and
-        :obj:`num_layers` are read off the tensors when not given; the others
-        (:obj:`num_heads`, :obj:`step`, :obj:`weight`, ...) come from
-        :obj:`hyperparameters` or the defaults.
-        """
-        table = state_dict.get("item_embedding.weight")
-        if not isinstance(table, Tensor) or table.dim() != 2:
-            raise ValueError("RecBole state_dict lacks a 2-D 'item_embedding.weight'")
-        if num_items is not None and num_items != table.size(0):
-            raise ValueError(
-                f"num_items={num_items} does not match 'item_embedding.weight' with "
-                f"{table.size(0)} rows"
-            )
-        hyperparameters.setdefault("hidden_channels", table.size(1))
-        layer_ids = {
-            int(key.split(".")[2]) for key in state_dict if key.startswith("self_attention.layer.")
-        }
-        hyperparameters.setdefault("num_layers", max(layer_ids) + 1 if layer_ids else 0)
-        inner = state_dict.get("self_attention.layer.0.feed_forward.dense_1.weight")
-        if isinstance(inner, Tensor):
-            hyperparameters.setdefault("inner_channels", inner.size(0))
-        model = cls(table.size(0), **hyperparameters)
-        model.load_recbole_state_dict(state_dict)
-        return model
-
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(num_items={self.num_items}, "
             f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, "
             f"num_heads={self.num_heads}, step={self.step}, weight={self.weight})"
+        )
+
+
+def _check_unseen_left(
+    k: int, seen_session: Tensor, seen_item: Tensor, num_sessions: int, num_items: int
+) -> None:
+    """Raises the ValueError of :meth:`GCSAN.top_items` when a session has
+    fewer than :obj:`k` items left once its (distinct, non-padding) seen
+    items are excluded."""
+    real = seen_item > 0
+    pairs = torch.unique(seen_session[real] * num_items + seen_item[real])
+    count = torch.bincount(pairs // num_items, minlength=num_sessions)
+    most, session = (int(v) for v in torch.stack([count.max(), count.argmax()]).tolist())
+    left = num_items - 1 - most
+    if k > left:
+        raise ValueError(
+            f"'k' = {k} exceeds the {left} items left to session {session} once its {most} "
+            f"seen items are excluded (of {num_items - 1}); ask for at most {left}"
         )
 
 

@@ -61,7 +61,7 @@ class SessionGatedConv(MessagePassing):
             (default: :obj:`1`)
         **kwargs (optional): additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing` (the aggregation
-            is always :obj:`"mean"`).
+            is always :obj:`"mean"`, the flow :obj:`"source_to_target"`).
 
     Shapes:
         - **input:**
@@ -73,6 +73,10 @@ class SessionGatedConv(MessagePassing):
     def __init__(self, channels: int, num_steps: int = 1, **kwargs) -> None:
         if kwargs.get("aggr", "mean") != "mean":
             raise ValueError(f"SessionGatedConv aggregates by mean, got aggr={kwargs['aggr']!r}")
+        if kwargs.get("flow", "source_to_target") != "source_to_target":
+            # The stacked edge set fixes which row is the in- and which the
+            # out-channel; the other flow would silently swap them.
+            raise ValueError(f"SessionGatedConv runs source_to_target, got flow={kwargs['flow']!r}")
         kwargs["aggr"] = "mean"
         super().__init__(**kwargs)
         if channels < 1:

@@ -5,8 +5,9 @@ forward pass loops over the sessions in Python/NumPy to build a
 ``[B, L, 2L]`` adjacency, runs the gated cell with dense matmuls, and runs
 the encoder on sequences padded to the full length ``L`` with an additive
 causal + padding mask. Its module names equal RecBole's, so
-``DenseGCSAN.load_state_dict(GCSAN.to_recbole_state_dict())`` holds the
-same weights as the PyG model.
+``DenseGCSAN.load_state_dict(to_recbole_state_dict(gcsan))`` (see
+:func:`gcsan_pyg.interop.recbole.to_recbole_state_dict`) holds the same
+weights as the PyG model.
 """
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ class TopKMetrics:
         self.collection = LinkPredMetricCollection(
             {f"{name}@{k}": METRIC_TYPES[name](k) for k in self.ks for name in self.names}
         )
+        self.count = 0  # sessions seen: every one has exactly one relevant item
 
     @property
     def max_k(self) -> int:
@@ -59,18 +60,23 @@ class TopKMetrics:
             raise ValueError(f"need the top {self.max_k} items, got {top_items.size(1)}")
         rows = torch.arange(target.numel(), device=target.device)
         self.collection.update(top_items[:, : self.max_k], torch.stack([rows, target]))
+        self.count += target.numel()
 
     def state(self) -> tuple[Tensor, Tensor]:
-        """Sums and counts of every metric (to reduce across processes)."""
-        accum = torch.stack([m.accum for m in self.collection.values()])
-        total = torch.stack([m.total for m in self.collection.values()]).to(accum.dtype)
-        return accum, total
+        """Sums and counts of every metric (to add up across processes)."""
+        means = torch.stack(list(self.collection.compute().values())).double()
+        count = torch.full_like(means, self.count)
+        return means * count, count
 
     def compute(self, state: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
         """The metrics in percent, keyed like ``"MRR@20"``."""
-        accum, total = self.state() if state is None else state
-        values = (accum / total.clamp(min=1)).mul(100).tolist()
+        if state is None:
+            values = [float(v) * 100 for v in self.collection.compute().values()]
+        else:
+            sums, count = state
+            values = (sums / count.clamp(min=1)).mul(100).tolist()
         return dict(zip(self.collection.keys(), values))
 
     def reset(self) -> None:
         self.collection.reset()
+        self.count = 0

@@ -1,12 +1,9 @@
-"""Compiled and bfloat16 execution of a model."""
+"""Compiled execution of a model."""
 from __future__ import annotations
 
-import contextlib
 import warnings
-from typing import Any
 
 import torch
-from torch import Tensor, nn
 
 from gcsan_pyg.data.session_batch import build_session_batch
 from gcsan_pyg.nn.gcsan import GCSAN
@@ -20,12 +17,14 @@ def compile_model(model: GCSAN, device: torch.device | str = "cpu") -> bool:
     arithmetic) stays eager: its sizes depend on the data and would break
     the graph anyway. Parameter names, and so checkpoints, do not change.
 
-    A probe (an inference forward of a two-session batch, as evaluation
+    A probe (an inference forward of a three-session batch, as evaluation
     runs it) compiles at once, so that a machine where compilation cannot
-    work (no C++ compiler, an unsupported platform or Python, ...) is found
-    here: a :class:`RuntimeWarning` says why and the eager forward is
-    restored. The training graph (forward and backward) compiles at the
-    first training step.
+    work is found here. Only the known causes of the environment (no
+    working C++ compiler, an unsupported platform or Python, no
+    :func:`torch.compile`) fall back: a :class:`RuntimeWarning` says why
+    and the eager forward is restored. Any other error is raised, as it
+    would be a bug. The training graph (forward and backward) compiles at
+    the first training step.
 
     Returns:
         Whether the model is compiled.
@@ -41,13 +40,44 @@ def compile_model(model: GCSAN, device: torch.device | str = "cpu") -> bool:
     except Exception as error:
         for part in parts:
             part.__dict__.pop("forward", None)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        cause = _environment_cause(error)
+        if cause is None:
+            raise
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         warnings.warn(
-            f"torch.compile is unavailable here, running eagerly: {type(error).__name__}: "
+            f"torch.compile is unavailable here, running eagerly: {type(cause).__name__}: "
             f"{reason}", RuntimeWarning, stacklevel=2,
         )
         return False
     return True
+
+
+# What a machine that cannot compile raises: inductor's errors for a missing
+# or failing C++ compiler (matched by name: their module is private to torch),
+# the failure to start the compiler, torch.compile's own platform checks.
+_ENVIRONMENT_ERRORS = ("InvalidCxxCompiler", "CppCompileError")
+_ENVIRONMENT_MESSAGES = ("not yet supported for torch.compile", "has no torch.compile")
+
+
+def _environment_cause(error: BaseException) -> BaseException | None:
+    """The error of :obj:`error`'s chain (causes, contexts, dynamo's
+    wrapped inner exception) that says the machine cannot compile, if any."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if (
+            type(current).__name__ in _ENVIRONMENT_ERRORS
+            or isinstance(current, OSError)
+            or any(text in str(current) for text in _ENVIRONMENT_MESSAGES)
+        ):
+            return current
+        pending += [current.__cause__, current.__context__,
+                    getattr(current, "inner_exception", None)]
+    return None
 
 
 def _compile_probe(model: GCSAN, device: torch.device) -> None:
@@ -65,29 +95,3 @@ def _compile_probe(model: GCSAN, device: torch.device) -> None:
             model(batch)
     finally:
         model.train(was_training)
-
-
-@contextlib.contextmanager
-def _bf16_forward(model: nn.Module, device_type: str, enabled: bool = True):
-    """Within the block, :obj:`model`'s forward runs under bfloat16 autocast
-    and returns float32, so that what consumes its output (the loss head,
-    whose fused cross-entropy computes its own gradient) runs in float32."""
-    if not enabled:
-        yield
-        return
-    previous = model.__dict__.get("forward")
-    forward = model.forward
-
-    def run(*args: Any, **kwargs: Any) -> Tensor:
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            out = forward(*args, **kwargs)
-        return out.float()
-
-    model.forward = run
-    try:
-        yield
-    finally:
-        if previous is None:
-            model.__dict__.pop("forward", None)
-        else:
-            model.forward = previous

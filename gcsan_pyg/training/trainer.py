@@ -24,7 +24,7 @@ from gcsan_pyg.training.evaluate import evaluate
 from gcsan_pyg.training.interrupt import TrainingInterrupted, _SignalCatcher
 from gcsan_pyg.training.loader import SessionBatchLoader, SessionSamples
 from gcsan_pyg.training.metrics import TopKMetrics
-from gcsan_pyg.training.precision import _bf16_forward, compile_model
+from gcsan_pyg.training.precision import compile_model
 
 log = logging.getLogger("gcsan_pyg")
 
@@ -55,15 +55,15 @@ class TrainConfig:
             :obj:`"auto"` (CUDA where available). Under ``torchrun``,
             :obj:`"cuda"` means each process's own GPU :obj:`LOCAL_RANK`.
         progress (bool): show progress bars (rank 0 only).
-        bf16 (bool): run the model's forward pass (graph cell and
-            self-attention) of training steps under bfloat16 autocast (CPU
-            and CUDA); the loss head (scores of every item, softmax
-            cross-entropy) takes the session vectors back to float32, and
-            parameters, gradients, the optimizer and evaluation stay float32
-            (ranking thousands of item scores in bfloat16 would tie many).
+        bf16 (bool): run the forward pass of training steps (graph cell,
+            self-attention and loss) under bfloat16 autocast (CPU and CUDA);
+            the softmax cross-entropy over all items computes in float32
+            inside, and parameters, gradients, the optimizer and evaluation
+            stay float32 (ranking thousands of item scores in bfloat16 would
+            tie many).
         compile (bool): :func:`torch.compile` the model's graph cell and
             self-attention stack (see :func:`compile_model`); falls back to
-            eager execution, with a warning, where compilation fails.
+            eager execution, with a warning, where the machine cannot compile.
         handle_signals (bool): on SIGINT/SIGTERM, finish the current step,
             write a resumable ``last.pt`` and raise
             :class:`TrainingInterrupted` (a repeated signal, a second or more
@@ -385,8 +385,7 @@ class Trainer:
             disable=not self._progress, leave=False, unit="batch",
         )
         start = time.perf_counter()
-        with _bf16_forward(self.model, self.device.type, self.config.bf16):
-            total, count = self._train_steps(bar, loss_function, total, count, start)
+        total, count = self._train_steps(bar, loss_function, total, count, start)
         if self.dist.enabled:  # the mean over all ranks' sessions
             sums = torch.tensor([total, float(count)], dtype=torch.float64, device=self.device)
             total, count = distributed.all_reduce(sums).tolist()
@@ -402,7 +401,10 @@ class Trainer:
                 neg_items = torch.randint(
                     1, self.model.num_items, (batch.num_graphs,), device=self.device
                 )
-            loss = loss_function(batch, neg_items=neg_items)
+            # The whole training forward under autocast; the fused CE computes in
+            # float32 inside. Backward runs outside, as autocast recommends.
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.bf16):
+                loss = loss_function(batch, neg_items=neg_items)
             loss.backward()
             self.optimizer.step()
             total += loss.item() * batch.num_graphs
