@@ -30,7 +30,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from gcsan_pyg.data.readers import augment_prefixes, read_samples  # noqa: E402
+from gcsan_pyg.data import SessionSamples, SessionSplit, read_samples  # noqa: E402
 
 DIGINETICA_NUM_ITEMS = 43_098  # max item id 43,097 + the padding id 0
 
@@ -51,30 +51,24 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def read_test_tsv(path: Path, limit: int | None = None) -> tuple[list[list[int]], list[int]]:
-    """The (prefixes, labels) of an SR-GNN ``test.tsv`` (the first :obj:`limit`)."""
-    samples = read_samples(path)[:limit]
-    return [list(prefix) for prefix, _ in samples], [label for _, label in samples]
+def read_test_tsv(path: Path, limit: int | None = None) -> SessionSamples:
+    """The samples of an SR-GNN ``test.tsv`` (the first :obj:`limit`)."""
+    samples = read_samples(path)
+    return samples if limit is None else samples.select(torch.arange(min(limit, len(samples))))
 
 
-def srgnn_augment(sessions: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[int]]:
-    """SR-GNN sequence splitting, as (prefixes, labels)."""
-    samples = augment_prefixes(sessions)
-    return [list(prefix) for prefix, _ in samples], [label for _, label in samples]
+def srgnn_augment(sessions: Sequence[Sequence[int]]) -> SessionSamples:
+    """SR-GNN sequence splitting of :obj:`sessions`, as the library does it."""
+    return SessionSplit.from_lists([list(s) for s in sessions]).samples
 
 
-def pad_sessions(
-    prefixes: Sequence[Sequence[int]], max_len: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``item_seq [B, max_len]`` and ``item_seq_len [B]``; longer
-    sessions keep their last (most recent) ``max_len`` clicks, as RecBole does."""
-    item_seq = np.zeros((len(prefixes), max_len), dtype=np.int64)
-    lengths = np.zeros(len(prefixes), dtype=np.int64)
-    for row, prefix in enumerate(prefixes):
-        kept = prefix[-max_len:]
-        item_seq[row, : len(kept)] = kept
-        lengths[row] = len(kept)
-    return torch.from_numpy(item_seq), torch.from_numpy(lengths)
+def pad_sessions(samples: SessionSamples, rows: torch.Tensor | np.ndarray,
+                 max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``item_seq [B, max_len]`` and ``item_seq_len [B]`` of the
+    samples :obj:`rows`; longer prefixes keep their most recent
+    :obj:`max_len` clicks (the library's one truncation), as RecBole does."""
+    item_seq, lengths = samples.padded(torch.as_tensor(rows), max_len)
+    return torch.nn.functional.pad(item_seq, (0, max_len - item_seq.size(1))), lengths
 
 
 class Batches:
@@ -100,23 +94,21 @@ class Batches:
 
 
 def diginetica_batches(
-    prefixes: list[list[int]],
-    labels: list[int],
+    samples: SessionSamples,
     batch_size: int,
     max_len: int,
     num_batches: int,
     seed: int = 0,
 ) -> Batches:
-    """:obj:`num_batches` batches of test prefixes drawn at random (fixed
+    """:obj:`num_batches` batches of test samples drawn at random (fixed
     seed, as a shuffling loader would), truncated/padded to :obj:`max_len`."""
     gen = np.random.default_rng(seed)
-    order = gen.permutation(len(prefixes))
+    order = gen.permutation(len(samples))
     triples = []
     for n in range(num_batches):
         rows = order[(n * batch_size) % len(order):][:batch_size]
-        item_seq, item_seq_len = pad_sessions([prefixes[r] for r in rows], max_len)
-        target = torch.tensor([labels[r] for r in rows], dtype=torch.long)
-        triples.append((item_seq, item_seq_len, target))
+        item_seq, item_seq_len = pad_sessions(samples, rows, max_len)
+        triples.append((item_seq, item_seq_len, samples.target[rows]))
     return Batches(triples, "diginetica test prefixes")
 
 
@@ -144,9 +136,10 @@ def synthetic_batches(
 
 def make_models(num_items: int, hidden: int, seed: int = 0, **kwargs: Any):
     """A :class:`GCSAN` and a :class:`DenseGCSAN` holding identical weights."""
+    from dense_gcsan import DenseGCSAN
+
     from gcsan_pyg.interop.recbole import to_recbole_state_dict
     from gcsan_pyg.nn.gcsan import GCSAN
-    from gcsan_pyg.reference.dense_gcsan import DenseGCSAN
 
     torch.manual_seed(seed)
     ours = GCSAN(num_items, hidden_channels=hidden, **kwargs)
@@ -325,11 +318,11 @@ class Sweep:
                 "min_repeats": self.min_repeats, "case_budget_s": self.budget,
                 "batches_per_case": self.pool, "min_sample_s": self.min_sample_s}
 
-    def batches(self, source: str, batch_size: int, max_len: int, prefixes: list[list[int]],
-                labels: list[int], num_items: int, seed: int) -> Batches:
+    def batches(self, source: str, batch_size: int, max_len: int, samples: SessionSamples,
+                num_items: int, seed: int) -> Batches:
         """The pool of batches of one case (see :meth:`cases`)."""
         if source == "diginetica":
-            return diginetica_batches(prefixes, labels, batch_size, max_len, self.pool, seed)
+            return diginetica_batches(samples, batch_size, max_len, self.pool, seed)
         return synthetic_batches(batch_size, max_len, self.pool, num_items, seed)
 
     def time(self, fns: dict[str, Callable[[], Any]]) -> Timings:

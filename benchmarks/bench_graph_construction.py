@@ -11,10 +11,10 @@ from typing import Any
 
 import _common as C
 import torch
+from dense_gcsan import dense_session_adjacency
 from torch_geometric.loader.dataloader import Collater
 
 from gcsan_pyg.data import build_session_batch, session_to_graph
-from gcsan_pyg.reference.dense_gcsan import dense_session_adjacency
 
 NAME = "graph_construction"
 VERSIONS = ("dense", "dense_numpy", "ours", "ours_novalidate", "pyg_collate", "pyg_build_collate")
@@ -126,13 +126,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     min_sample_s = C.min_sample_s(args, 0.02)
     num_items = C.DIGINETICA_NUM_ITEMS
 
-    prefixes, labels = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
+    test = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
     results = []
     for source in ("diginetica", "synthetic"):
         for batch_size in batch_sizes:
             for max_len in lengths:
                 if source == "diginetica":
-                    batches = C.diginetica_batches(prefixes, labels, batch_size, max_len, pool,
+                    batches = C.diginetica_batches(test, batch_size, max_len, pool,
                                                    seed=args.seed)
                 else:
                     batches = C.synthetic_batches(batch_size, max_len, pool, num_items, args.seed)

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = C.environment(argv, "bench_inference.py")
     sweep = C.Sweep.from_args(args, repeats=15, budget=5.0)
     num_items = C.DIGINETICA_NUM_ITEMS
-    prefixes, labels = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
+    test = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
 
     ours, dense = C.make_models(num_items, args.hidden, seed=args.seed)
     ours.eval()
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = []
     cases = sweep.cases(args.max_len)
     for source, batch_size, max_len in cases:
-        batches = sweep.batches(source, batch_size, max_len, prefixes, labels, num_items,
+        batches = sweep.batches(source, batch_size, max_len, test, num_items,
                                 args.seed)
         versions = (("ours", "dense", "dense_numpy", "dense_trimmed", "output_layer")
                     if source == "diginetica" else ("ours", "dense", "output_layer"))

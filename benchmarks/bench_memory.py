@@ -6,7 +6,7 @@ Three measures per batch and version, each explained in the JSON:
   [B, L, 2L] adjacency; ours: x, edge_index, alias, batch, ptr).
 * ``saved_for_backward_bytes``: the distinct tensor storages autograd keeps
   from the forward pass for the backward pass (``saved_tensors_hooks``),
-  parameters excluded, for the session encoder alone (``model(batch)``) and for
+  parameters excluded, for the session encoder alone (``model.encode(batch)``) and for
   the whole loss (the output layer's [B, num_items] logits included).
 * ``peak_step_bytes``: the peak of live bytes from the CPU allocator during a
   whole step (graph building, forward, backward, Adam), above what was live
@@ -112,7 +112,7 @@ def measure(ours: Any, dense: Any, triple: tuple, num_items: int) -> dict[str, A
     out = {
         "graph_bytes": {"ours": ours_graph, "dense": numpy_bytes},
         "saved_for_backward_bytes_encoder": {
-            "ours": saved_bytes(lambda: ours(batch), ours_params),
+            "ours": saved_bytes(lambda: ours.encode(batch), ours_params),
             "dense": saved_bytes(lambda: dense(item_seq, item_seq_len), dense_params),
         },
         "saved_for_backward_bytes_loss": {
@@ -152,14 +152,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sweep_b = args.sweep_batch_size or (16 if quick else 128)
     lengths = args.lengths or ([10, 50] if quick else [10, 20, 50, 100, 200])
     num_items = C.DIGINETICA_NUM_ITEMS
-    prefixes, labels = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
+    test = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
 
     cases = [("diginetica", batch_size, length) for length in (lengths if quick else [10, 50])]
     cases += [("synthetic", sweep_b, length) for length in lengths]
     results = []
     for source, b, max_len in cases:
         if source == "diginetica":
-            batches = C.diginetica_batches(prefixes, labels, b, max_len, 1, args.seed)
+            batches = C.diginetica_batches(test, b, max_len, 1, args.seed)
         else:
             batches = C.synthetic_batches(b, max_len, 1, num_items, args.seed)
         ours, dense = C.make_models(num_items, args.hidden, seed=args.seed)
@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "nodes [B,L] int64 + alias [B,L] int64 + adjacency [B,L,2L] float32; ours: x, "
             "edge_index, alias, batch, ptr).",
             "saved_for_backward_bytes_encoder": "bytes of the distinct storages passed to "
-            "torch.autograd.graph.saved_tensors_hooks' pack hook during model(batch) (session "
-            "representations only), parameters' storages excluded. This is the activation "
+            "torch.autograd.graph.saved_tensors_hooks' pack hook during model.encode(batch) "
+            "(session representations only), parameters' storages excluded. This is the activation "
             "memory that must live from the forward to the backward pass; a view counts its "
             "whole storage once.",
             "saved_for_backward_bytes_loss": "the same over the whole loss (the [B, num_items] "

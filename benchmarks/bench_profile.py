@@ -15,8 +15,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from gcsan_pyg.data import build_session_batch
-from gcsan_pyg.nn.full_softmax import full_softmax_cross_entropy
-from gcsan_pyg.training.trainer import make_adam
+from gcsan_pyg.nn import chunked_softmax_cross_entropy
+from gcsan_pyg.training import LazyAdam
 
 NAME = "profile"
 PHASE_PREFIX = "phase: "
@@ -29,10 +29,10 @@ def train_step(model: Any, opt: Any, triple: tuple, num_items: int) -> None:
         opt.zero_grad(set_to_none=True)
     with record_function(PHASE_PREFIX + "build_session_batch"):
         batch = build_session_batch(item_seq, item_seq_len, target, num_items=num_items)
-    with record_function(PHASE_PREFIX + "session encoder forward (model(batch))"):
-        session = model(batch)
+    with record_function(PHASE_PREFIX + "session encoder forward (model.encode(batch))"):
+        session = model.encode(batch)
     with record_function(PHASE_PREFIX + "output layer forward (scores, CE, regulariser)"):
-        loss = full_softmax_cross_entropy(
+        loss = chunked_softmax_cross_entropy(
             session, model.item_embedding.weight, batch.y, model.reg_weight
         )
     with record_function(PHASE_PREFIX + "backward"):
@@ -47,8 +47,8 @@ def inference(model: Any, triple: tuple, num_items: int, k: int = 20) -> torch.T
     item_seq, item_seq_len, _ = triple
     with record_function(PHASE_PREFIX + "build_session_batch"):
         batch = build_session_batch(item_seq, item_seq_len, num_items=num_items)
-    with record_function(PHASE_PREFIX + "session encoder forward (model(batch))"):
-        session = model(batch)
+    with record_function(PHASE_PREFIX + "session encoder forward (model.encode(batch))"):
+        session = model.encode(batch)
     with record_function(PHASE_PREFIX + "scores and top-k (model.top_items)"):
         return model.top_items(session, k)
 
@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     batch_size = args.batch_size or (16 if args.quick else 512)
     steps = args.steps or (1 if args.quick else 5)
     num_items = C.DIGINETICA_NUM_ITEMS
-    prefixes, labels = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
-    batches = C.diginetica_batches(prefixes, labels, batch_size, args.max_len, steps, args.seed)
+    test = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
+    batches = C.diginetica_batches(test, batch_size, args.max_len, steps, args.seed)
 
     model, _ = C.make_models(num_items, args.hidden, seed=args.seed)
-    opt = make_adam(model, 1e-3, 0.0)
+    opt = LazyAdam(model.parameters(), lr=1e-3)
     model.train()
     for _ in range(2):  # warm-up (Adam state, allocator)
         train_step(model, opt, batches.next(), num_items)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     infer = profile_fn(lambda: inference(model, batches.next(), num_items), steps, args.top)
     build_b = args.build_batch_size or (16 if args.quick else 256)
     build_steps = args.build_steps or (2 if args.quick else 50)
-    build_batches = C.diginetica_batches(prefixes, labels, build_b, args.max_len, 8, args.seed)
+    build_batches = C.diginetica_batches(test, build_b, args.max_len, 8, args.seed)
     for _ in range(3):
         graph_build(build_batches.next(), num_items)
     build = profile_fn(lambda: graph_build(build_batches.next(), num_items), build_steps,

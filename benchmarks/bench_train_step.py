@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from gcsan_pyg.data import build_session_batch
-from gcsan_pyg.nn.full_softmax import full_softmax_cross_entropy
-from gcsan_pyg.training.trainer import make_adam
+from gcsan_pyg.nn import chunked_softmax_cross_entropy
+from gcsan_pyg.training import LazyAdam
 
 NAME = "train_step"
 DESCRIPTIONS = {
@@ -23,7 +23,8 @@ DESCRIPTIONS = {
     "num_items) + model.loss(batch) (the library's fused softmax cross-entropy) + backward + "
     "fused Adam.step (zero_grad(set_to_none=True) first)",
     "ours_plain": "GCSAN with the dense version's loss and optimizer: build_session_batch + "
-    "F.cross_entropy(model(batch) @ table^T, target) + reg_weight * model.embedding_regularizer() "
+    "F.cross_entropy(model.encode(batch) @ table^T, target) + reg_weight * "
+    "model.embedding_regularizer() "
     "+ backward + plain torch.optim.Adam.step; the graph formulation alone against dense",
     "dense": "DenseGCSAN.loss(item_seq, item_seq_len, target) (F.cross_entropy over all items + "
     "the same regulariser) on sequences padded to L (its forward runs its per-sample NumPy loop "
@@ -36,7 +37,7 @@ DESCRIPTIONS = {
     "output_layer": "lower bound: fixed session representations [B, H] (a leaf that needs a "
     "gradient) @ item table^T, cross-entropy + the model's embedding regulariser, backward, Adam "
     "over the table, each done the fastest way this library knows (the fused "
-    "full_softmax_cross_entropy and fused Adam that 'ours' uses)",
+    "chunked_softmax_cross_entropy and fused Adam that 'ours' uses)",
 }
 
 
@@ -53,12 +54,12 @@ def make_steppers(num_items: int, hidden: int, seed: int, lr: float) -> dict[str
     # Ours and the lower bound use the trainer's optimizer (fused Adam); the dense
     # reference uses plain Adam, as RecBole does, and so does ours_plain.
     return {
-        "ours": (ours, make_adam(ours, lr, 0.0)),
+        "ours": (ours, LazyAdam(ours.parameters(), lr=lr)),
         "ours_plain": (ours_plain, torch.optim.Adam(ours_plain.parameters(), lr=lr)),
         "dense": (dense, torch.optim.Adam(dense.parameters(), lr=lr)),
         "dense_trimmed": (dense_trimmed, torch.optim.Adam(dense_trimmed.parameters(), lr=lr)),
         "dense_numpy": (dense_numpy, torch.optim.Adam(dense_numpy.parameters(), lr=lr)),
-        "output_layer": (table, make_adam(torch.nn.ParameterList([table]), lr, 0.0)),
+        "output_layer": (table, LazyAdam(torch.nn.ParameterList([table]).parameters(), lr=lr)),
         "reg_weight": ours.reg_weight,
     }
 
@@ -107,7 +108,7 @@ def make_step_fns(steppers: dict, batches: C.Batches, versions: tuple[str, ...],
         item_seq, item_seq_len, target = batches.triples[pick("ours_plain")]
         opt.zero_grad(set_to_none=True)
         batch = build_session_batch(item_seq, item_seq_len, target, num_items=num_items)
-        scores = model(batch) @ model.item_embedding.weight.t()
+        scores = model.encode(batch) @ model.item_embedding.weight.t()
         loss = F.cross_entropy(scores, target) + reg_weight * model.embedding_regularizer()
         loss.backward()
         opt.step()
@@ -141,7 +142,7 @@ def make_step_fns(steppers: dict, batches: C.Batches, versions: tuple[str, ...],
         target = batches.triples[i][2]
         session = reps[i].clone().requires_grad_(True)
         opt.zero_grad(set_to_none=True)
-        loss = full_softmax_cross_entropy(session, table, target, reg_weight)
+        loss = chunked_softmax_cross_entropy(session, table, target, reg_weight)
         loss.backward()
         opt.step()
         return loss.item()
@@ -181,13 +182,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = C.environment(argv, "bench_train_step.py")
     sweep = C.Sweep.from_args(args, repeats=10, budget=10.0)
     num_items = C.DIGINETICA_NUM_ITEMS
-    prefixes, labels = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
+    test = C.read_test_tsv(C.data_dir(args.data_dir) / "diginetica" / "test.tsv")
 
     results = []
     parity = None
     cases = sweep.cases(args.max_len)
     for source, batch_size, max_len in cases:
-        batches = sweep.batches(source, batch_size, max_len, prefixes, labels, num_items,
+        batches = sweep.batches(source, batch_size, max_len, test, num_items,
                                 args.seed)
         versions = (("ours", "ours_plain", "dense", "dense_numpy", "dense_trimmed",
                      "output_layer")

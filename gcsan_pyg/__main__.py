@@ -1,5 +1,7 @@
+"""``python -m gcsan_pyg``: the ``gcsan-pyg`` command line."""
 import sys
 
 from gcsan_pyg.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+# The dense reference model (the parity tests' oracle) lives with the benchmarks.
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def _shared_dir(*parts: str) -> Path:

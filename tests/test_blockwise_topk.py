@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-import gcsan_pyg.nn.gcsan as gcsan_module
+import gcsan_pyg.nn.ranking as ranking_module
 from gcsan_pyg import GCSAN, build_session_batch
 from gcsan_pyg.nn import blockwise_topk
 
@@ -65,7 +65,7 @@ def test_narrow_matrices_fall_back_and_bad_k_raises():
         blockwise_topk(scores, 0)
 
 
-def test_recommend_in_row_chunks_equals_full_ranking(monkeypatch):
+def test_recommend_in_chunks_equals_full_ranking(monkeypatch):
     num_items = 3001
     torch.manual_seed(0)
     model = GCSAN(num_items, hidden_channels=8, inner_channels=16).eval()
@@ -81,8 +81,8 @@ def test_recommend_in_row_chunks_equals_full_ranking(monkeypatch):
     for row in range(23):
         scores[row, item_seq[row, : lengths[row]]] = float("-inf")
     expected_unseen = scores.topk(20, dim=1).indices
-    # 5 sessions per chunk: chunk borders fall inside the batch.
-    monkeypatch.setattr(gcsan_module, "_SCORE_CHUNK_ELEMENTS", 5 * num_items)
+    # Chunks of a fifth of the table per call: several partial top-k lists merge.
+    monkeypatch.setattr(ranking_module, "SCORE_CHUNK_ELEMENTS", 23 * num_items // 5)
     assert torch.equal(model.recommend(batch, k=20), expected)
     assert torch.equal(model.recommend(batch, k=20, exclude_seen=True), expected_unseen)
 

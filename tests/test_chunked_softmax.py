@@ -1,10 +1,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from full_softmax import full_softmax_cross_entropy  # the previous op, now a baseline
 
 import gcsan_pyg.nn.chunked_softmax as chunked_module
 from gcsan_pyg.nn.chunked_softmax import chunked_softmax_cross_entropy, default_chunk_size
-from gcsan_pyg.nn.full_softmax import full_softmax_cross_entropy
 
 NUM_ITEMS, BATCH, CHANNELS = 103, 9, 8
 

@@ -17,8 +17,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gcsan_pyg import GCSAN
-from gcsan_pyg.data.datasets import load_dataset
-from gcsan_pyg.training import SessionBatchLoader, SessionSamples, TrainConfig, Trainer, distributed
+from gcsan_pyg.data import SessionSamples
+from gcsan_pyg.datasets import load_dataset
+from gcsan_pyg.training import SessionBatchLoader, TrainConfig, Trainer, distributed
 from gcsan_pyg.training.checkpoint import load_checkpoint, load_model
 from gcsan_pyg.training.interrupt import TrainingInterrupted
 
@@ -29,7 +30,7 @@ CONFIG = dict(epochs=2, batch_size=64, eval_batch_size=16, lr=3e-3, patience=0, 
 
 
 def _splits(data: Path, root: Path) -> dict[str, SessionSamples]:
-    return {s: SessionSamples.from_dataset(load_dataset(data, root=root, split=s))
+    return {s: load_dataset(data, root=root, split=s).samples
             for s in ("train", "valid", "test")}
 
 

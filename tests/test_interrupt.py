@@ -16,14 +16,14 @@ import torch
 
 from gcsan_pyg import GCSAN
 from gcsan_pyg.cli import main
+from gcsan_pyg.data import SessionSamples
 from gcsan_pyg.training import (
-    SessionSamples,
     TrainConfig,
     Trainer,
     load_checkpoint,
     save_checkpoint,
 )
-from gcsan_pyg.training.interrupt import TrainingInterrupted, _SignalCatcher
+from gcsan_pyg.training.interrupt import SignalCatcher, TrainingInterrupted
 
 EPOCHS = 3
 # Batch size 4: ~265 steps per epoch, so that "the middle of epoch 2" lasts a while.
@@ -116,7 +116,8 @@ def _assert_same_run(a: Path, b: Path) -> None:
 def test_sigkill_in_the_middle_of_an_epoch_then_resume(uninterrupted):
     data, base, root = uninterrupted
     out = base / "killed"
-    process = _interrupt_in_epoch_2(_command(data, out, root), out, signal.SIGKILL)
+    command = [*_command(data, out, root), "--progress"]  # the bars show when epoch 2 starts
+    process = _interrupt_in_epoch_2(command, out, signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL
     state = load_checkpoint(out / "last.pt")["state"]
     assert (state["epoch"], state["step"]) == (1, 0)  # epoch 2 was under way, not saved
@@ -130,7 +131,8 @@ def test_sigkill_in_the_middle_of_an_epoch_then_resume(uninterrupted):
 def test_sigterm_saves_the_middle_of_the_epoch_and_resume_is_exact(uninterrupted):
     data, base, root = uninterrupted
     out = base / "terminated"
-    process = _interrupt_in_epoch_2(_command(data, out, root), out, signal.SIGTERM)
+    command = [*_command(data, out, root), "--progress"]  # the bars show when epoch 2 starts
+    process = _interrupt_in_epoch_2(command, out, signal.SIGTERM)
     assert process.returncode == 128 + signal.SIGTERM, process.log[-3000:]
     assert "interrupted: training stopped by SIGTERM after 1 epoch(s) and" in process.log
     state = load_checkpoint(out / "last.pt")["state"]
@@ -227,7 +229,7 @@ def test_sigint_between_epochs_stops_before_the_next(tmp_path):
 
 def test_a_repeated_signal_acts_at_once():
     trainer = Trainer(GCSAN(30, hidden_channels=8), TrainConfig(progress=False))
-    with _SignalCatcher(trainer) as catcher:
+    with SignalCatcher(trainer) as catcher:
         signal.raise_signal(signal.SIGINT)  # first: only noted
         assert trainer._signal == signal.SIGINT
         signal.raise_signal(signal.SIGINT)  # at once again: still only noted

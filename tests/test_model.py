@@ -5,7 +5,7 @@ from torch_geometric.data import Batch
 from gcsan_pyg import GCSAN, SessionGatedConv, build_session_batch, session_to_graph
 from gcsan_pyg.data import check_padded_sessions
 from gcsan_pyg.interop.recbole import gcsan_from_recbole_state_dict, to_recbole_state_dict
-from gcsan_pyg.nn import full_softmax_cross_entropy
+from gcsan_pyg.nn import rank_items
 
 NUM_ITEMS = 30
 
@@ -52,8 +52,8 @@ def test_build_session_batch_rejects_bad_input(item_seq, item_seq_len, match):
     "items,match",
     [
         ([], "empty session"),
-        ([1, 0, 2], r"item id 0 at position 1"),
-        ([3, -1], r"item id -1 at position 1"),
+        ([1, 0, 2], r"session's item id 0 \(entry 1\)"),
+        ([3, -1], r"session's item id -1 \(entry 1\)"),
         ([1.5, 2.0], "integer item ids"),
         ([[1, 2]], "1-D"),
     ],
@@ -64,36 +64,38 @@ def test_session_to_graph_rejects_bad_input(items, match):
 
 
 def test_session_to_graph_checks_upper_bound():
-    with pytest.raises(ValueError, match=r"item id 30 .*< num_items=30"):
+    with pytest.raises(ValueError, match=r"session's item id 30 \(entry 1\) is outside "
+                                         r"\[1, num_items - 1\] = \[1, 29\]"):
         session_to_graph([1, 30], num_items=NUM_ITEMS)
 
 
 def test_model_rejects_out_of_range_items(model):
     with pytest.raises(ValueError, match=r"item id 31 .*\[1, 29\]"):
-        model(session_to_graph([2, 31]))
+        model.encode(session_to_graph([2, 31]))
     with pytest.raises(ValueError, match=r"item_seq\[0, 1\] = 99"):
         model.build_batch(*batch_of([[2, 99]]))
     # A batch made some other way is checked by the model itself.
     batch = model.build_batch(*batch_of([[2, 5], [7]]))
     batch.x[1] = 0
     with pytest.raises(ValueError, match=r"item id 0 .*\[1, 29\]"):
-        model(batch)
+        model.encode(batch)
     batch.x[1] = 40
     with pytest.raises(ValueError, match=r"item id 40 .*\[1, 29\]"):
-        model(batch)
+        model.encode(batch)
 
 
 @pytest.mark.parametrize(
     "kwargs,match",
     [
         ({"num_items": 1}, "'num_items' must be >= 2"),
-        ({"weight": 1.5}, r"'weight' must lie in \[0, 1\], got 1.5"),
+        ({"attention_weight": 1.5}, r"'attention_weight' must lie in \[0, 1\], got 1.5"),
         ({"loss_type": "MSE"}, "'loss_type' must be one of"),
         ({"hidden_channels": 10, "num_heads": 3}, "not a multiple of 'num_heads'=3"),
         ({"activation": "elu"}, "unknown activation 'elu'"),
         ({"hidden_dropout": 1.0}, "'hidden_dropout' must lie in"),
         ({"num_layers": 0}, "'num_layers' must be positive"),
-        ({"step": 0}, "'num_steps' must be positive"),
+        ({"num_steps": 0}, "'num_steps' must be positive"),
+        ({"loss_type": "sampled", "negative_sampler": "zipf"}, "'negative_sampler' must be"),
     ],
 )
 def test_model_rejects_bad_hyperparameters(kwargs, match):
@@ -104,7 +106,7 @@ def test_model_rejects_bad_hyperparameters(kwargs, match):
 
 def test_recommend_rejects_bad_k(model):
     batch = model.build_batch(*batch_of([[1, 2]]))
-    with pytest.raises(ValueError, match=r"'k' must lie in \[1, 29\]"):
+    with pytest.raises(ValueError, match=r"'k' must lie in \[1, 29\] \(the items ranked\)"):
         model.recommend(batch, k=30)
 
 
@@ -144,7 +146,7 @@ def test_recommend_exclude_seen_refuses_k_beyond_the_unseen_items(model):
     assert 7 not in top[1].tolist() and (top != 0).all()
     with pytest.raises(ValueError, match=r"'k' = 27 exceeds the 26 items left to session 0"):
         model.recommend(batch, k=27, exclude_seen=True)
-    session = model(batch)
+    session = model.encode(batch)
     seen = (torch.tensor([1, 1, 1]), torch.tensor([2, 3, 2]))  # pairs may repeat
     assert model.top_items(session, k=27, seen=seen).shape == (2, 27)
     with pytest.raises(ValueError, match="exceeds the 27 items left to session 1"):
@@ -175,8 +177,8 @@ def test_initialisation_scheme():
 
 def test_ce_loss_table_gradient_is_dense_and_exact():
     # loss() looks items up with a sparse gradient, which autograd adds into
-    # the dense one of the full-softmax CE: the table's .grad must come out
-    # dense (fused Adam needs it) and equal to that of a plain dense lookup.
+    # the dense one of the softmax CE over all items: the table's .grad must
+    # come out dense (fused Adam steps it) and equal to a plain dense lookup's.
     torch.manual_seed(0)
     model = GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16).eval()
     batch = model.build_batch(*batch_of([[5, 6, 5], [7], [3, 9, 12, 3]]), torch.tensor([1, 2, 3]))
@@ -184,11 +186,68 @@ def test_ce_loss_table_gradient_is_dense_and_exact():
     grad = model.item_embedding.weight.grad
     assert grad.layout == torch.strided
     model.zero_grad()
-    loss = full_softmax_cross_entropy(model(batch), model.item_embedding.weight, batch.y,
-                                      model.reg_weight)
+    scores = model.encode(batch) @ model.item_embedding.weight.t()
+    loss = torch.nn.functional.cross_entropy(scores, batch.y) + (
+        model.reg_weight * model.embedding_regularizer())
     loss.backward()
-    torch.testing.assert_close(grad, model.item_embedding.weight.grad, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grad, model.item_embedding.weight.grad, rtol=1e-5, atol=1e-7)
     assert grad[[5, 6, 7, 3, 9, 12]].abs().sum() > 0
+
+
+def test_sampled_loss_touches_only_the_rows_it_uses():
+    """loss_type='sampled': the table's gradient is sparse and covers only the
+    clicked, target and sampled items; the sampler's counts are model state."""
+    torch.manual_seed(0)
+    model = GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16, loss_type="sampled",
+                  num_negatives=4, negative_sampler="popularity")
+    counts = torch.zeros(NUM_ITEMS)
+    counts[[20, 21]] = 5.0  # only these two can be drawn
+    model.set_item_counts(counts)
+    batch = model.build_batch(*batch_of([[5, 6, 5], [7]]), torch.tensor([1, 2]))
+    model.loss(batch).backward()
+    grad = model.item_embedding.weight.grad
+    assert grad.is_sparse
+    touched = set(grad.coalesce().indices()[0].tolist())
+    assert touched <= {5, 6, 7, 1, 2, 20, 21} and {1, 2, 5, 6, 7} <= touched
+    copy = GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16, loss_type="sampled",
+                 num_negatives=4, negative_sampler="popularity")
+    copy.load_state_dict(model.state_dict())
+    assert torch.equal(copy.sampled_loss.sampler.counts, counts.double())
+    with pytest.raises(ValueError, match="item counts serve loss_type='sampled'"):
+        GCSAN(NUM_ITEMS).set_item_counts(counts)
+
+
+def test_recommend_ranks_only_the_candidates(model):
+    batch = model.build_batch(*batch_of([[5, 6], [7]]))
+    candidates = torch.tensor([12, 3, 7, 3, 25])  # in any order, repeats ignored
+    top = model.recommend(batch, k=4, candidates=candidates)
+    with torch.no_grad():
+        scores = model.full_sort_scores(batch)[:, [3, 7, 12, 25]]
+    expected = torch.tensor([3, 7, 12, 25])[scores.argsort(dim=1, descending=True)]
+    assert torch.equal(top, expected)
+    unseen = model.recommend(batch, k=3, candidates=candidates, exclude_seen=True)
+    assert sorted(unseen[1].tolist()) == [3, 12, 25]  # session 1 has seen candidate 7
+    with pytest.raises(ValueError, match="exceeds the 3 items left to session 1"):
+        model.recommend(batch, k=4, candidates=candidates, exclude_seen=True)
+    with pytest.raises(ValueError, match=r"candidate item id 30 \(entry 1\) is outside"):
+        model.recommend(batch, k=1, candidates=torch.tensor([2, 30]))
+
+
+def test_ranking_in_chunks_is_exact():
+    """Small score chunks (many merges of partial top-k lists) give the exact
+    top-k of the whole score matrix, with seen items and the padding masked."""
+    torch.manual_seed(3)
+    query, table = torch.randn(6, 8), torch.randn(5000, 8)
+    table[0] = 100.0  # the padding would win if not masked
+    seen = (torch.tensor([0, 0, 4]), torch.tensor([int((query[0] @ table.t())[1:].argmax()) + 1,
+                                                    17, 4999]))
+    scores = query @ table.t()
+    scores[:, 0] = float("-inf")
+    scores[seen] = float("-inf")
+    expected = scores.topk(25, dim=1).indices
+    for chunk in (6 * 50, 6 * 333, 6 * 5000):
+        top = rank_items(query, table, 25, seen, chunk_elements=chunk)
+        assert torch.equal(scores.gather(1, top), scores.gather(1, expected)), chunk
 
 
 def test_training_reduces_loss():
@@ -251,7 +310,7 @@ def test_conv_aggregates_with_srgnn_weights_by_hand():
 # RecBole state dict -------------------------------------------------------------
 
 # What the weights cannot tell: GCSAN's defaults, which these models use.
-OUTPUT_ARGUMENTS = {"num_heads": 1, "step": 1, "weight": 0.6, "activation": "gelu",
+OUTPUT_ARGUMENTS = {"num_heads": 1, "num_steps": 1, "attention_weight": 0.6, "activation": "gelu",
                     "layer_norm_eps": 1e-12}
 
 
@@ -295,4 +354,4 @@ def test_model_refuses_a_session_without_clicks(model):
                   alias=torch.tensor([0, 1, 2]), batch=torch.tensor([0, 0, 2]),
                   ptr=torch.tensor([0, 2, 2, 3]))
     with pytest.raises(ValueError, match="session 1 of the batch has no click"):
-        model(batch)
+        model.encode(batch)

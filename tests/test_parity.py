@@ -3,12 +3,12 @@ import itertools
 
 import pytest
 import torch
+from dense_gcsan import DenseGCSAN
 from torch_geometric.data import Batch
 
 from gcsan_pyg import GCSAN, build_session_batch, session_to_graph
 from gcsan_pyg.interop.recbole import to_recbole_state_dict
 from gcsan_pyg.nn import self_attention
-from gcsan_pyg.reference import DenseGCSAN
 
 NUM_ITEMS = 40
 MAX_LEN = 7
@@ -55,7 +55,7 @@ def padded(sessions):
 def model_kwargs(num_layers, num_heads, step, loss_type="CE", dropout=0.0):
     return dict(
         hidden_channels=16, num_layers=num_layers, num_heads=num_heads, inner_channels=24,
-        step=step, hidden_dropout=dropout, attn_dropout=dropout, loss_type=loss_type,
+        num_steps=step, hidden_dropout=dropout, attn_dropout=dropout, loss_type=loss_type,
         initializer_range=INIT_RANGE,
     )
 
@@ -76,7 +76,7 @@ def assert_outputs_match(model, dense):
     item_seq, lengths = padded(make_sessions())
     batch = build_session_batch(item_seq, lengths)
     with torch.no_grad():
-        assert_close_relative(model(batch), dense(item_seq, lengths), "session vectors")
+        assert_close_relative(model.encode(batch), dense(item_seq, lengths), "session vectors")
         assert_close_relative(
             model.full_sort_scores(batch), dense.full_sort_scores(item_seq, lengths), "scores"
         )
@@ -97,7 +97,7 @@ def assert_training_matches(model, dense):
 
     ours = {name: p for name, p in model.named_parameters()}
     model_grads = GCSAN(NUM_ITEMS, **model_kwargs(
-        model.num_layers, model.num_heads, model.step, model.loss_type
+        model.num_layers, model.num_heads, model.num_steps, model.loss_type
     ))
     # Map our gradients to RecBole's names through the same key mapping as the weights.
     with torch.no_grad():
@@ -138,7 +138,7 @@ def test_attention_is_not_uniform():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(self_attention, "softmax",
                       lambda *a, **k: seen.append(original(*a, **k)) or seen[-1])
-        model(batch)
+        model.encode(batch)
     weights = seen[0]  # [clicks, heads]
     lengths_per_click = lengths.repeat_interleave(lengths).unsqueeze(1).float()
     assert (weights - 1 / lengths_per_click).abs().max() > 0.2
@@ -156,7 +156,7 @@ def _swap_in_out_channels(patch, model):
 
 
 def _drop_weight_mix(patch, model):
-    patch.setattr(model, "weight", 1.0)  # the session vector is the encoder output alone
+    patch.setattr(model, "attention_weight", 1.0)  # the session vector is the encoder's alone
 
 
 MUTANTS = {
@@ -187,7 +187,8 @@ def test_dataloader_batch_equals_built_batch_in_model():
     item_seq, lengths = padded(sessions)
     collated = Batch.from_data_list([session_to_graph(s) for s in sessions])
     with torch.no_grad():
-        torch.testing.assert_close(model(collated), model(build_session_batch(item_seq, lengths)))
+        built = build_session_batch(item_seq, lengths)
+        torch.testing.assert_close(model.encode(collated), model.encode(built))
 
 
 def test_single_unbatched_graph():
@@ -197,7 +198,7 @@ def test_single_unbatched_graph():
     session = [4, 8, 4, 4]
     item_seq, lengths = padded([session])
     with torch.no_grad():
-        assert_close_relative(model(session_to_graph(session)), dense(item_seq, lengths))
+        assert_close_relative(model.encode(session_to_graph(session)), dense(item_seq, lengths))
 
 
 def test_padding_length_does_not_change_output():
@@ -209,4 +210,5 @@ def test_padding_length_does_not_change_output():
     item_seq, lengths = padded(sessions)
     wide = torch.nn.functional.pad(item_seq, (0, 20))
     with torch.no_grad():
-        assert_close_relative(model(build_session_batch(item_seq, lengths)), dense(wide, lengths))
+        built = build_session_batch(item_seq, lengths)
+        assert_close_relative(model.encode(built), dense(wide, lengths))

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from gcsan_pyg import GCSAN
-from gcsan_pyg.training import SessionBatchLoader, SessionSamples, TrainConfig, Trainer
+from gcsan_pyg.data import SessionSamples
+from gcsan_pyg.training import SessionBatchLoader, TrainConfig, Trainer
 from gcsan_pyg.training.precision import compile_model
 
 NUM_ITEMS = 120
@@ -28,7 +29,7 @@ def _samples(n: int, seed: int, max_len: int = 25) -> SessionSamples:
 
 def _model(dropout: float = 0.0, **kwargs) -> GCSAN:
     torch.manual_seed(0)
-    options = dict(hidden_channels=32, inner_channels=64, num_layers=2, num_heads=2, step=2)
+    options = dict(hidden_channels=32, inner_channels=64, num_layers=2, num_heads=2, num_steps=2)
     options.update(kwargs)
     return GCSAN(NUM_ITEMS, hidden_dropout=dropout, attn_dropout=dropout, **options)
 
@@ -39,7 +40,7 @@ def _outputs(model: GCSAN, batches) -> list[tuple[torch.Tensor, torch.Tensor, li
     out = []
     for batch in batches:
         model.zero_grad(set_to_none=True)
-        vectors = model(batch)
+        vectors = model.encode(batch)
         loss = model.loss(batch)
         loss.backward()
         grads = [p.grad.clone() for p in model.parameters()]
@@ -51,12 +52,12 @@ def _outputs(model: GCSAN, batches) -> list[tuple[torch.Tensor, torch.Tensor, li
 def test_compiled_matches_eager():
     """Inductor (the default backend, C++ kernels on the CPU), as evaluation
     runs the model: eval mode, no gradient."""
-    model = _model(num_layers=1, step=1).eval()  # small: compiling is most of the time
+    model = _model(num_layers=1, num_steps=1).eval()  # small: compiling is most of the time
     # Batches of different sizes, lengths, node and edge counts (dynamic shapes).
     batches = [next(iter(SessionBatchLoader(_samples(n, seed), n, num_items=NUM_ITEMS)))
                for n, seed in ((48, 1), (17, 2))]
     with torch.no_grad():
-        eager = [(model(b), model.recommend(b, k=20)) for b in batches]
+        eager = [(model.encode(b), model.recommend(b, k=20)) for b in batches]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         compiled = compile_model(model)
@@ -64,12 +65,12 @@ def test_compiled_matches_eager():
         pytest.skip(str(next(w.message for w in caught if w.category is RuntimeWarning)))
     assert "forward" in model.gnn.__dict__ and "forward" in model.encoder.__dict__
     # Checkpoint keys unchanged.
-    assert list(model.state_dict()) == list(_model(num_layers=1, step=1).state_dict())
+    assert list(model.state_dict()) == list(_model(num_layers=1, num_steps=1).state_dict())
     # Float32 both ways; the compiled kernels fuse and reorder sums, so equal up to
     # float32 rounding: 1e-5 absolute on O(1) values, 1e-4 relative (measured: 4e-7).
     with torch.no_grad():
         for (vectors, top), batch in zip(eager, batches):
-            torch.testing.assert_close(model(batch), vectors, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(model.encode(batch), vectors, atol=1e-5, rtol=1e-4)
             scores = model.full_sort_scores(batch)
             # Same top-20, up to swaps of items whose scores tie within rounding.
             same = model.recommend(batch, k=20) == top
@@ -83,7 +84,7 @@ def test_compiled_training_graph_matches_eager(monkeypatch):
     'aot_eager' backend, which traces and partitions like inductor but runs
     the traced graph eagerly (inductor's code generation is the test above)."""
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
-    model = _model(num_layers=1, step=1)  # no dropout: compiled graphs draw their own masks
+    model = _model(num_layers=1, num_steps=1)  # no dropout: compiled graphs draw their own masks
     batches = [next(iter(SessionBatchLoader(_samples(n, seed), n, num_items=NUM_ITEMS)))
                for n, seed in ((48, 1), (17, 2))]
     eager = _outputs(model, batches)
@@ -113,12 +114,12 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken)
     model = _model()
     batch = next(iter(SessionBatchLoader(_samples(8, 4), 8, num_items=NUM_ITEMS)))
-    expected = model(batch)
+    expected = model.encode(batch)
     with pytest.warns(RuntimeWarning, match="torch.compile is unavailable here, running "
                                             "eagerly: InvalidCxxCompiler: no working C"):
         assert compile_model(model) is False
     assert "forward" not in model.gnn.__dict__ and "forward" not in model.encoder.__dict__
-    assert torch.equal(model(batch), expected)
+    assert torch.equal(model.encode(batch), expected)
     with pytest.warns(RuntimeWarning, match="unavailable"):
         trainer = Trainer(_model(), TrainConfig(compile=True, progress=False))
     assert trainer.compiled is False

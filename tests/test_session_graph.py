@@ -2,13 +2,13 @@ import pickle
 
 import pytest
 import torch
+from dense_gcsan import dense_session_adjacency
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
 from gcsan_pyg import build_session_batch, session_to_graph
-from gcsan_pyg.reference import dense_session_adjacency
 
 GRAPH_KEYS = ("x", "edge_index", "alias", "batch", "ptr")
 

@@ -24,8 +24,8 @@ GC-SAN and most later session-based recommenders reuse:
    from that one are kept. The id mapping (and the test filter) stays the one
    of the whole training period, as in SR-GNN.
 
-The samples are then obtained with
-:func:`~gcsan_pyg.data.readers.augment_prefixes`.
+The samples are then SR-GNN's prefix augmentation of the sessions
+(:meth:`~gcsan_pyg.data.SessionSamples.from_sessions`).
 """
 from __future__ import annotations
 
@@ -34,17 +34,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gcsan_pyg.data.readers import (
-    DataFormatError,
-    PathLike,
-    Sample,
-    _iter_lines,
-    _norm,
-    augment_prefixes,
-)
-
-#: Placeholder raw id of the padding item 0 in :attr:`SRGNNSplit.item_ids`.
-PAD_TOKEN = "[PAD]"
+from gcsan_pyg.data.item_ids import PAD_TOKEN
+from gcsan_pyg.data.readers import DataFormatError, iter_lines, normalize_name
+from gcsan_pyg.data.readers.lines import PathLike
 
 
 @dataclass
@@ -71,14 +63,6 @@ class SRGNNSplit:
     def num_items(self) -> int:
         """The size of the item table, padding id 0 included."""
         return len(self.item_ids)
-
-    def train_samples(self) -> list[Sample]:
-        """The augmented training samples (:func:`augment_prefixes`)."""
-        return augment_prefixes(self.train_sessions)
-
-    def test_samples(self) -> list[Sample]:
-        """The augmented test samples (:func:`augment_prefixes`)."""
-        return augment_prefixes(self.test_sessions)
 
 
 def srgnn_pipeline(
@@ -198,11 +182,11 @@ def read_diginetica_raw(path: PathLike) -> tuple[dict[str, list[str]], dict[str,
         DataFormatError: on a missing column, an empty id, a non-integer
             ``timeframe`` or a bad ``eventdate``.
     """
-    lines = _iter_lines(path)
+    lines = iter_lines(path)
     first = next(lines, None)
     if first is None:
         raise DataFormatError(path, None, "empty file")
-    header = [_norm(h) for h in first[1].split(";")]
+    header = [normalize_name(h) for h in first[1].split(";")]
     cols = []
     for name in ("sessionid", "itemid", "timeframe", "eventdate"):
         if name not in header:
@@ -273,10 +257,10 @@ def read_yoochoose_raw(path: PathLike) -> tuple[dict[str, list[str]], dict[str, 
     """
     clicks: dict[str, list[str]] = {}
     last_stamp: dict[str, tuple[int, str]] = {}
-    for number, line in _iter_lines(path):
+    for number, line in iter_lines(path):
         parts = line.split(",")
         if number == 1 and parts and not parts[0].strip().isdigit() and len(parts) >= 3:
-            if _norm(parts[0]) in ("sessionid", "session"):
+            if normalize_name(parts[0]) in ("sessionid", "session"):
                 continue  # header
         if len(parts) < 3:
             if not line.strip():
@@ -359,7 +343,6 @@ def sessions_to_dicts(
 
 
 __all__ = [
-    "PAD_TOKEN",
     "SRGNNSplit",
     "srgnn_pipeline",
     "read_diginetica_raw",

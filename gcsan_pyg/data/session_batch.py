@@ -7,12 +7,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch
 
-from gcsan_pyg.data.session_graph import (
-    _INT64_MAX,
-    SessionData,
-    check_num_items,
-    transition_edges,
-)
+from gcsan_pyg.data.item_ids import INT64_MAX, check_num_items
+from gcsan_pyg.data.session_graph import SessionData, transition_edges
 
 
 class _SessionBatchMeta(type(Batch), type(SessionData)):
@@ -145,16 +141,49 @@ def build_session_batch(
     session_start = session_end - item_seq_len
     position = torch.arange(num_clicks, device=device) - session_start[click_session]
     clicks = item_seq[click_session, position].long()
+    largest = None
     if validate:
         largest = _check_items(item_seq, clicks, item_seq_len, num_items)
-    elif num_items is None:
-        largest = int(clicks.max())
+    return _collate_clicks(clicks, click_session, session_end, target, num_items, largest)
 
+
+def batch_from_clicks(
+    clicks: Tensor,
+    lengths: Tensor,
+    target: Tensor | None = None,
+    num_items: int | None = None,
+) -> SessionBatch:
+    r""":func:`build_session_batch` for sessions given flat, as a loader
+    gathers them from :class:`~gcsan_pyg.data.SessionSamples`: their clicks
+    concatenated session by session, in order, and their lengths
+    (:math:`\geq 1`). Nothing is checked: the ids must be valid (see
+    :meth:`~gcsan_pyg.data.SessionSamples.check`).
+
+    Args:
+        clicks (LongTensor): shape :obj:`[P]`.
+        lengths (LongTensor): shape :obj:`[B]`, summing to :obj:`P`.
+        target (LongTensor, optional): shape :obj:`[B]`, stored as :obj:`y`.
+        num_items (int, optional): the item table size (saves reading the
+            largest id back from the device).
+    """
+    session_end = lengths.cumsum(0)
+    click_session = torch.repeat_interleave(lengths, output_size=clicks.numel())
+    return _collate_clicks(clicks, click_session, session_end, target, num_items, None)
+
+
+def _collate_clicks(clicks: Tensor, click_session: Tensor, session_end: Tensor,
+                    target: Tensor | None, num_items: int | None,
+                    largest: int | None) -> SessionBatch:
+    batch_size = session_end.numel()
+    device = clicks.device
     # One unique over (session, item) keys gives the nodes of all sessions at
     # once, sorted by session then item id, and every click's node (alias).
-    stride = num_items if num_items is not None else largest + 1
+    if num_items is not None:
+        stride = num_items
+    else:
+        stride = (largest if largest is not None else int(clicks.max())) + 1
     distinct = None
-    if batch_size * stride > _INT64_MAX:  # keys would overflow int64: rank the ids first
+    if batch_size * stride > INT64_MAX:  # keys would overflow int64: rank the ids first
         distinct, ranks = torch.unique(clicks, return_inverse=True)
         stride = distinct.numel()
     else:

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from gcsan_pyg.data.item_ids import check_item_ids, check_num_items
+
 
 class SessionData(Data):
     r"""A click session as a directed graph, as GC-SAN sees it.
@@ -52,16 +54,6 @@ def transition_edges(alias: Tensor, num_nodes: int, breaks: Tensor | None = None
     return torch.stack([source, target])
 
 
-_INT64_MAX = 2**63 - 1
-
-
-def check_num_items(num_items: int | None) -> None:
-    """Raises :class:`ValueError` unless :obj:`num_items` is :obj:`None` or
-    a table size that int64 item ids can index."""
-    if num_items is not None and not 1 <= num_items <= _INT64_MAX:
-        raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
-
-
 def session_to_graph(
     items: Sequence[int] | Tensor,
     target: int | None = None,
@@ -94,19 +86,14 @@ def session_to_graph(
     if seq.dtype.is_floating_point or seq.dtype.is_complex or seq.dtype == torch.bool:
         raise ValueError(f"'items' must hold integer item ids, got dtype {seq.dtype}")
     seq = seq.long()
-    bad = seq < 1 if num_items is None else (seq < 1) | (seq >= num_items)
-    if bool(bad.any()):
-        pos = int(bad.nonzero()[0])
-        bound = "" if num_items is None else f" and < num_items={num_items}"
-        raise ValueError(
-            f"item id {int(seq[pos])} at position {pos} of the session is invalid: "
-            f"ids must be >= 1{bound} (0 is the padding id)"
-        )
+    check_item_ids(seq, num_items, "session's item")
 
     x, alias = torch.unique(seq, sorted=True, return_inverse=True)
     data = SessionData(x=x, edge_index=transition_edges(alias, x.numel()), alias=alias)
     if target is not None:
-        if not 1 <= int(target) < (num_items if num_items is not None else _INT64_MAX + 1):
-            raise ValueError(f"target item id {int(target)} is invalid")
-        data.y = torch.tensor([int(target)])
+        try:
+            data.y = torch.tensor([int(target)])
+        except (RuntimeError, OverflowError):  # beyond int64
+            raise ValueError(f"target item id {target} is not a 64-bit integer") from None
+        check_item_ids(data.y, num_items, "target item")
     return data

@@ -12,36 +12,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import Tensor
 
-from gcsan_pyg.data.readers import Sample, augment_prefixes
+from gcsan_pyg.data.samples import offsets
 
 
 @dataclass
 class SyntheticSessions:
-    r"""The output of :func:`generate_synthetic_sessions`.
+    r"""The output of :func:`generate_synthetic_sessions`: sessions stored
+    flat, session :math:`k` of a split being
+    :obj:`items[session_ptr[k]:session_ptr[k + 1]]`.
 
     Attributes:
-        train_sessions (list of list of int): the training sessions.
-        test_sessions (list of list of int): the test sessions.
+        train_items (LongTensor), train_ptr (LongTensor): the training sessions.
+        test_items (LongTensor), test_ptr (LongTensor): the test sessions.
         num_items (int): the number of real items; ids are
             :obj:`1 .. num_items` and the item table (padding 0 included)
             has :obj:`num_items + 1` rows.
     """
 
-    train_sessions: list[list[int]]
-    test_sessions: list[list[int]]
+    train_items: Tensor
+    train_ptr: Tensor
+    test_items: Tensor
+    test_ptr: Tensor
     num_items: int
-
-    @property
-    def test_samples(self) -> list[Sample]:
-        """The test :obj:`(prefix, label)` samples (SR-GNN augmentation of
-        the test sessions)."""
-        return augment_prefixes(self.test_sessions)
-
-    @property
-    def train_samples(self) -> list[Sample]:
-        """The training samples (SR-GNN augmentation)."""
-        return augment_prefixes(self.train_sessions)
 
 
 def generate_synthetic_sessions(
@@ -70,7 +65,8 @@ def generate_synthetic_sessions(
             transition probabilities halve from one to the next.
             (default: :obj:`4`)
         zipf_exponent (float, optional): popularity of the item of rank
-            :math:`r` is proportional to :math:`r^{-a}`. (default: :obj:`1.1`)
+            :math:`r` is proportional to :math:`r^{-a}` (a continuous Zipf law).
+            (default: :obj:`1.1`)
         noise (float, optional): probability that a step jumps to an item
             drawn by popularity instead. (default: :obj:`0.1`)
         mean_length (float, optional): mean session length (geometric,
@@ -79,7 +75,9 @@ def generate_synthetic_sessions(
 
     Returns:
         A :class:`SyntheticSessions` (every session has length
-        :math:`\geq 2`).
+        :math:`\geq 2`). Its cost is linear in :obj:`num_items` and in the
+        number of clicks, with no Python loop over items or sessions, so a
+        catalogue of millions of items takes seconds.
     """
     if num_items < 2:
         raise ValueError(f"'num_items' must be >= 2, got {num_items}")
@@ -93,16 +91,17 @@ def generate_synthetic_sessions(
         raise ValueError("'mean_length' and 'max_length' must be >= 2")
 
     rng = np.random.default_rng(seed)
-    # Zipf-like popularity over a random order of the items (0-based here).
-    ranks = rng.permutation(num_items) + 1
-    popularity = ranks.astype(np.float64) ** -zipf_exponent
-    popularity /= popularity.sum()
+    # Zipf-like popularity over a random order of the items (0-based here):
+    # the item of rank r is drawn with probability ~ r^-a.
+    item_of_rank = rng.permutation(num_items)
 
-    # Successors follow a milder skew than the starts and jumps so that the
-    # chain, not popularity alone, explains most transitions.
-    succ_pop = np.sqrt(popularity)
-    succ_pop /= succ_pop.sum()
-    succ = rng.choice(num_items, size=(num_items, num_successors), p=succ_pop)
+    def draw(exponent: float, size: int | tuple[int, ...]) -> np.ndarray:
+        return item_of_rank[_zipf_ranks(rng, exponent, num_items, size)]
+
+    # Successors follow a milder skew than the starts and jumps (the square
+    # root of popularity) so that the chain, not popularity alone, explains
+    # most transitions.
+    succ = draw(zipf_exponent / 2, (num_items, num_successors))
     weights = 0.5 ** np.arange(num_successors)
     cum = np.cumsum(weights / weights.sum())
     cum[-1] = 1.0
@@ -112,16 +111,35 @@ def generate_synthetic_sessions(
     p = 1.0 / (mean_length - 1.0)
     lengths = np.minimum(1 + rng.geometric(p, size=total), max_length)
     walk = np.zeros((total, max_length), dtype=np.int64)
-    walk[:, 0] = rng.choice(num_items, size=total, p=popularity)
+    walk[:, 0] = draw(zipf_exponent, total)
     for t in range(1, max_length):
         cur = walk[:, t - 1]
         pick = np.searchsorted(cum, rng.random(total), side="right")
         nxt = succ[cur, np.minimum(pick, num_successors - 1)]
         jump = rng.random(total) < noise
-        nxt[jump] = rng.choice(num_items, size=int(jump.sum()), p=popularity)
+        nxt[jump] = draw(zipf_exponent, int(jump.sum()))
         walk[:, t] = nxt
     walk += 1  # ids from 1
-    sessions = [row[:n].tolist() for row, n in zip(walk, lengths)]
+    kept = np.arange(max_length) < lengths[:, None]
+    lengths = torch.from_numpy(lengths.astype(np.int64))
+    ptr = offsets(lengths)
+    items = torch.from_numpy(walk[kept])  # row-major: session by session, in order
+    cut = int(ptr[num_train_sessions])
     return SyntheticSessions(
-        sessions[:num_train_sessions], sessions[num_train_sessions:], num_items
+        items[:cut], ptr[: num_train_sessions + 1],
+        items[cut:], ptr[num_train_sessions:] - cut, num_items,
     )
+
+
+def _zipf_ranks(rng: np.random.Generator, exponent: float, num: int,
+                size: int | tuple[int, ...]) -> np.ndarray:
+    r"""0-based ranks :math:`r - 1` drawn with density :math:`\propto r^{-a}`
+    on :math:`[1, n + 1)` (a continuous Zipf law, floored), by inverting its
+    CDF in closed form: :math:`O(1)` per draw, whatever :obj:`num`."""
+    u = rng.random(size)
+    if abs(exponent - 1.0) < 1e-12:
+        rank = np.exp(u * np.log(num + 1.0))
+    else:
+        power = 1.0 - exponent
+        rank = (1.0 + u * ((num + 1.0) ** power - 1.0)) ** (1.0 / power)
+    return np.minimum(rank.astype(np.int64) - 1, num - 1)

@@ -159,8 +159,9 @@ def chunked_softmax_cross_entropy(
 ) -> Tensor:
     r"""Mean cross-entropy of scoring every row of :obj:`table` against
     :obj:`query`, plus :obj:`reg_weight` times the regulariser
-    :math:`\lVert \mathbf{V} \rVert_2 / N`: the same function as
-    :func:`~gcsan_pyg.nn.full_softmax.full_softmax_cross_entropy`,
+    :math:`\lVert \mathbf{V} \rVert_2 / N`, that is
+    :obj:`F.cross_entropy(query @ table.t(), target) + reg_weight *
+    torch.linalg.vector_norm(table) / table.size(0)`,
 
     .. math::
         \frac{1}{B} \sum_b \left( \log \sum_{i=0}^{N-1}
@@ -185,7 +186,9 @@ def chunked_softmax_cross_entropy(
     chunk's rows of the table's gradient, the regulariser's
     :math:`\mathbf{V} / \lVert \mathbf{V} \rVert_2` term included in the
     same matmul. When the table fits in one chunk nothing is recomputed:
-    the forward's exponentials are kept, as the unchunked op does. Runs in
+    the forward's exponentials are kept and the softmax gradient is formed in
+    place in their buffer: one matmul forward, two backward, as an unchunked
+    fused op. Runs in
     the table's precision, also under :class:`torch.autocast`; the query's
     gradient comes back in the query's dtype.
 

@@ -9,16 +9,14 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import cumsum, degree
 
-from gcsan_pyg.data.session_batch import build_session_batch
-from gcsan_pyg.nn.blockwise_topk import blockwise_topk
-from gcsan_pyg.nn.full_softmax import full_softmax_cross_entropy
+from gcsan_pyg.data.session_batch import SessionBatch, build_session_batch
+from gcsan_pyg.nn.chunked_softmax import chunked_softmax_cross_entropy
+from gcsan_pyg.nn.ranking import rank_items
+from gcsan_pyg.nn.sampled_softmax import SAMPLER_KINDS, NegativeSampler, SampledSoftmaxCrossEntropy
 from gcsan_pyg.nn.self_attention import SelfAttentionEncoder
 from gcsan_pyg.nn.session_gated_conv import SessionGatedConv
 
-LOSS_TYPES = ("CE", "BPR")
-# recommend() scores at most this many entries (24 MiB of float32) at a time:
-# larger buffers come fresh from the OS (mmap, page faults) on every call.
-_SCORE_CHUNK_ELEMENTS = 6 * 2**20
+LOSS_TYPES = ("CE", "BPR", "sampled")
 
 
 class GCSAN(nn.Module):
@@ -41,16 +39,19 @@ class GCSAN(nn.Module):
     Args:
         num_items (int): size of the item table, the padding id 0 included
             (so real ids are :obj:`1 .. num_items - 1`).
-        hidden_channels (int, optional): embedding and state size.
-            (default: :obj:`64`)
-        num_layers (int, optional): self-attention layers. (default: :obj:`1`)
-        num_heads (int, optional): attention heads. (default: :obj:`1`)
-        inner_channels (int, optional): feed-forward width.
-            (default: :obj:`256`)
-        step (int, optional): gated-cell propagation steps.
+        hidden_channels (int, optional): embedding and state size
+            (RecBole: ``hidden_size``). (default: :obj:`64`)
+        num_layers (int, optional): self-attention layers (``n_layers``).
             (default: :obj:`1`)
-        weight (float, optional): :math:`\omega`, the share of the
-            self-attention output. (default: :obj:`0.6`)
+        num_heads (int, optional): attention heads (``n_heads``).
+            (default: :obj:`1`)
+        inner_channels (int, optional): feed-forward width (``inner_size``).
+            (default: :obj:`256`)
+        num_steps (int, optional): gated-cell propagation steps (``step``).
+            (default: :obj:`1`)
+        attention_weight (float, optional): :math:`\omega`, the share of the
+            self-attention output in the session vector (``weight``).
+            (default: :obj:`0.6`)
         hidden_dropout (float, optional): dropout in the encoder layers.
             (default: :obj:`0.2`)
         attn_dropout (float, optional): dropout on attention probabilities.
@@ -62,16 +63,32 @@ class GCSAN(nn.Module):
         initializer_range (float, optional): std of the normal
             initialisation of embeddings and linear layers.
             (default: :obj:`0.02`)
-        loss_type (str, optional): :obj:`"CE"` (softmax over all items) or
-            :obj:`"BPR"` (against sampled negatives). (default: :obj:`"CE"`)
+        loss_type (str, optional): :obj:`"CE"` (exact softmax over all
+            items), :obj:`"BPR"` (against one negative per session) or
+            :obj:`"sampled"` (sampled softmax, see :meth:`loss`).
+            (default: :obj:`"CE"`)
         reg_weight (float, optional): weight of the embedding regulariser
-            :math:`\lVert \mathbf{V} \rVert_2 / |\mathcal{I}|`.
+            :math:`\lVert \mathbf{V} \rVert_2 / |\mathcal{I}|` (CE and BPR).
             (default: :obj:`5e-5`)
+        num_negatives (int, optional): sampled softmax: negatives per batch
+            :math:`S`. (default: :obj:`1024`)
+        negative_sampler (str, optional): sampled softmax:
+            :obj:`"uniform"` or :obj:`"popularity"` (see
+            :class:`~gcsan_pyg.nn.NegativeSampler`). (default:
+            :obj:`"popularity"`)
+        popularity_exponent (float, optional): sampled softmax: :math:`\alpha`
+            of the popularity sampler. (default: :obj:`0.75`)
+        in_batch_negatives (bool, optional): sampled softmax: the other
+            sessions' targets are negatives too. (default: :obj:`False`)
 
-    The input of :meth:`forward` is a batch of
-    :class:`~gcsan_pyg.data.SessionData`, from
-    :class:`torch_geometric.loader.DataLoader` or
-    :func:`~gcsan_pyg.data.build_session_batch`.
+    Shapes:
+        - **input:**
+          node item ids :math:`(|\mathcal{V}|)`,
+          edge indices :math:`(2, |\mathcal{E}|)`,
+          node of every click :math:`(P)` (sessions one after the other,
+          clicks in order),
+          session of every node :math:`(|\mathcal{V}|)` (ascending)
+        - **output:** session vectors :math:`(B, F)`
     """
 
     def __init__(
@@ -81,8 +98,8 @@ class GCSAN(nn.Module):
         num_layers: int = 1,
         num_heads: int = 1,
         inner_channels: int = 256,
-        step: int = 1,
-        weight: float = 0.6,
+        num_steps: int = 1,
+        attention_weight: float = 0.6,
         hidden_dropout: float = 0.2,
         attn_dropout: float = 0.2,
         activation: str = "gelu",
@@ -90,14 +107,21 @@ class GCSAN(nn.Module):
         initializer_range: float = 0.02,
         loss_type: str = "CE",
         reg_weight: float = 5e-5,
+        num_negatives: int = 1024,
+        negative_sampler: str = "popularity",
+        popularity_exponent: float = 0.75,
+        in_batch_negatives: bool = False,
     ) -> None:
         super().__init__()
         if num_items < 2:
             raise ValueError(f"'num_items' must be >= 2 (padding id 0 + one item), got {num_items}")
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"'weight' must lie in [0, 1], got {weight}")
+        if not 0.0 <= attention_weight <= 1.0:
+            raise ValueError(f"'attention_weight' must lie in [0, 1], got {attention_weight}")
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"'loss_type' must be one of {LOSS_TYPES}, got {loss_type!r}")
+        if negative_sampler not in SAMPLER_KINDS:
+            raise ValueError(f"'negative_sampler' must be one of {SAMPLER_KINDS}, got "
+                             f"{negative_sampler!r}")
         for name, p in (("hidden_dropout", hidden_dropout), ("attn_dropout", attn_dropout)):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"'{name}' must lie in [0, 1), got {p}")
@@ -106,8 +130,8 @@ class GCSAN(nn.Module):
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.inner_channels = inner_channels
-        self.step = step
-        self.weight = weight
+        self.num_steps = num_steps
+        self.attention_weight = attention_weight
         self.hidden_dropout = hidden_dropout
         self.attn_dropout = attn_dropout
         self.activation = activation
@@ -115,9 +139,13 @@ class GCSAN(nn.Module):
         self.initializer_range = initializer_range
         self.loss_type = loss_type
         self.reg_weight = reg_weight
+        self.num_negatives = num_negatives
+        self.negative_sampler = negative_sampler
+        self.popularity_exponent = popularity_exponent
+        self.in_batch_negatives = in_batch_negatives
 
         self.item_embedding = nn.Embedding(num_items, hidden_channels, padding_idx=0)
-        self.gnn = SessionGatedConv(hidden_channels, num_steps=step)
+        self.gnn = SessionGatedConv(hidden_channels, num_steps=num_steps)
         self.encoder = SelfAttentionEncoder(
             num_layers,
             channels=hidden_channels,
@@ -128,27 +156,24 @@ class GCSAN(nn.Module):
             activation=activation,
             layer_norm_eps=layer_norm_eps,
         )
+        self.sampled_loss: SampledSoftmaxCrossEntropy | None = None
+        if loss_type == "sampled":
+            # Uniform counts until set_item_counts() gives the training ones.
+            sampler = NegativeSampler(torch.ones(num_items), negative_sampler,
+                                      popularity_exponent)
+            self.sampled_loss = SampledSoftmaxCrossEntropy(sampler, num_negatives,
+                                                           in_batch_negatives)
         self.reset_parameters()
 
     @property
     def hparams(self) -> dict[str, Any]:
         """The constructor arguments, enough to rebuild this model."""
-        return {
-            "num_items": self.num_items,
-            "hidden_channels": self.hidden_channels,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "inner_channels": self.inner_channels,
-            "step": self.step,
-            "weight": self.weight,
-            "hidden_dropout": self.hidden_dropout,
-            "attn_dropout": self.attn_dropout,
-            "activation": self.activation,
-            "layer_norm_eps": self.layer_norm_eps,
-            "initializer_range": self.initializer_range,
-            "loss_type": self.loss_type,
-            "reg_weight": self.reg_weight,
-        }
+        names = ("num_items", "hidden_channels", "num_layers", "num_heads", "inner_channels",
+                 "num_steps", "attention_weight", "hidden_dropout", "attn_dropout",
+                 "activation", "layer_norm_eps", "initializer_range", "loss_type",
+                 "reg_weight", "num_negatives", "negative_sampler", "popularity_exponent",
+                 "in_batch_negatives")
+        return {name: getattr(self, name) for name in names}
 
     def reset_parameters(self) -> None:
         r"""The reference's scheme: the cell's own gate parameters
@@ -165,39 +190,72 @@ class GCSAN(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, batch: Data) -> Tensor:
-        r"""Session representations, shape :obj:`[B, hidden_channels]`."""
-        return self._encode(batch)
+    def set_item_counts(self, counts: Tensor) -> None:
+        r"""The training count of every item :obj:`[num_items]`, which the
+        sampled softmax's negative sampler draws by (:obj:`"popularity"`)
+        and corrects in-batch negatives with; stored in the model's
+        :meth:`state_dict`, so it travels with checkpoints."""
+        if self.sampled_loss is None:
+            raise ValueError(f"item counts serve loss_type='sampled', not {self.loss_type!r}")
+        if counts.shape != (self.num_items,):
+            raise ValueError(f"'counts' must have shape [{self.num_items}], got "
+                             f"{tuple(counts.shape)}")
+        sampler = self.sampled_loss.sampler
+        sampler.load_state_dict({**sampler.state_dict(), "counts": counts.double()})
 
-    def _encode(self, batch: Data, sparse_lookup: bool = False) -> Tensor:
-        # sparse_lookup: the item lookup's gradient as a sparse tensor. Only
-        # for a loss that also sends the table a dense gradient: autograd then
-        # adds the few looked-up rows into that one in place, where a dense
-        # lookup gradient costs a zero-filled table and a full-table add.
-        node_session = _node_session(batch)
-        num_sessions = _num_sessions(batch)
-        click_session = node_session[batch.alias]
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        alias: Tensor,
+        batch: Tensor | None = None,
+        num_sessions: int | None = None,
+    ) -> Tensor:
+        r"""Session vectors.
+
+        Args:
+            x (LongTensor): item id of every node.
+            edge_index (LongTensor): the deduplicated transitions.
+            alias (LongTensor): node of every click; a session's clicks are
+                consecutive and in order, sessions ascending.
+            batch (LongTensor, optional): session of every node; one session
+                when :obj:`None`.
+            num_sessions (int, optional): the number of sessions; read off
+                :obj:`batch` (a device sync) when :obj:`None`.
+        """
+        return self._encode(x, edge_index, alias, batch, num_sessions)
+
+    def encode(self, data: Data) -> Tensor:
+        r""":meth:`forward` of a batch of :class:`~gcsan_pyg.data.SessionData`
+        (from :func:`~gcsan_pyg.data.build_session_batch` or PyG's
+        :class:`~torch_geometric.loader.DataLoader`) or of one such graph."""
+        return self._encode(*_graph_tensors(data))
+
+    def _encode(self, x: Tensor, edge_index: Tensor, alias: Tensor, batch: Tensor | None,
+                num_sessions: int | None, sparse_lookup: bool = False) -> Tensor:
+        # sparse_lookup: the item lookup's gradient as a sparse tensor, for a
+        # loss that sends the table a dense gradient anyway (autograd adds the
+        # few looked-up rows into it in place; a dense lookup gradient costs a
+        # zero-filled table and a full-table add) or none but sparse ones.
+        if batch is None:
+            batch = x.new_zeros(x.size(0))
+            num_sessions = 1
+        elif num_sessions is None:
+            num_sessions = int(batch.max()) + 1 if batch.numel() else 0
+        click_session = batch[alias]
         session_len = degree(click_session, num_sessions, dtype=torch.long)
-        self._check_batch(batch.x, session_len)
+        self._check_batch(x, session_len)
         table = self.item_embedding
-        h = F.embedding(batch.x, table.weight, table.padding_idx, sparse=sparse_lookup)
-        h = self.gnn(h, batch.edge_index)
+        h = F.embedding(x, table.weight, table.padding_idx, sparse=sparse_lookup)
+        h = self.gnn(h, edge_index)
 
-        seq_hidden = h[batch.alias]  # node states back at the click positions
+        seq_hidden = h[alias]  # node states back at the click positions
         # Clicks are stored session by session, in order, so each session's
         # last click sits just before the next session's first one.
         last_click = cumsum(session_len)[1:] - 1
         attn_last = self.encoder(seq_hidden, click_session, last_click)
-        return self.weight * attn_last + (1.0 - self.weight) * seq_hidden[last_click]
-
-    def build_batch(
-        self, item_seq: Tensor, item_seq_len: Tensor, target: Tensor | None = None
-    ) -> Data:
-        r"""The session graph batch of right-padded :obj:`item_seq`
-        :obj:`[B, L]` with lengths :obj:`item_seq_len` :obj:`[B]`, checked
-        against this model's item table (see
-        :func:`~gcsan_pyg.data.build_session_batch`)."""
-        return build_session_batch(item_seq, item_seq_len, target, num_items=self.num_items)
+        omega = self.attention_weight
+        return omega * attn_last + (1.0 - omega) * seq_hidden[last_click]
 
     def _check_batch(self, items: Tensor, session_len: Tensor) -> None:
         # For batches not made by build_session_batch: item ids in range and
@@ -207,8 +265,8 @@ class GCSAN(nn.Module):
         if items.numel() == 0:
             raise ValueError("the batch holds no click")
         smallest, largest = items.aminmax()
-        checks = torch.stack([smallest, largest, session_len.min()]).tolist()
-        smallest, largest, shortest = checks
+        smallest, largest, shortest = torch.stack([smallest, largest,
+                                                   session_len.min()]).tolist()
         if smallest < 1 or largest >= self.num_items:
             value = smallest if smallest < 1 else largest
             raise ValueError(
@@ -219,100 +277,88 @@ class GCSAN(nn.Module):
             empty = int((session_len < 1).nonzero()[0])
             raise ValueError(f"session {empty} of the batch has no click")
 
-    def full_sort_scores(self, batch: Data) -> Tensor:
+    def build_batch(
+        self, item_seq: Tensor, item_seq_len: Tensor, target: Tensor | None = None
+    ) -> SessionBatch:
+        r"""The session graph batch of right-padded :obj:`item_seq`
+        :obj:`[B, L]` with lengths :obj:`item_seq_len` :obj:`[B]`, checked
+        against this model's item table (see
+        :func:`~gcsan_pyg.data.build_session_batch`)."""
+        return build_session_batch(item_seq, item_seq_len, target, num_items=self.num_items)
+
+    def full_sort_scores(self, data: Data) -> Tensor:
         r"""Scores of every item (padding id 0 included), shape
         :obj:`[B, num_items]`."""
-        return self(batch) @ self.item_embedding.weight.t()
+        return self.encode(data) @ self.item_embedding.weight.t()
 
-    def score(self, batch: Data, items: Tensor) -> Tensor:
+    def score(self, data: Data, items: Tensor) -> Tensor:
         r"""Score of one item per session, shape :obj:`[B]`."""
-        return (self(batch) * self.item_embedding(items)).sum(dim=-1)
+        return (self.encode(data) * self.item_embedding(items)).sum(dim=-1)
 
     @torch.no_grad()
-    def recommend(self, batch: Data, k: int = 20, exclude_seen: bool = False) -> Tensor:
+    def recommend(self, data: Data, k: int = 20, exclude_seen: bool = False,
+                  candidates: Tensor | None = None) -> Tensor:
         r"""Top-:obj:`k` item ids per session, best first, shape :obj:`[B, k]`;
         never the padding id 0, nor (with :obj:`exclude_seen`) an item of the
-        session itself (see :meth:`top_items`).
-
-        Raises:
-            ValueError: :obj:`k` exceeds the items that are left to a session
-                (with :obj:`exclude_seen`: :obj:`num_items - 1` minus its
-                distinct items)."""
-        seen = (_node_session(batch), batch.x) if exclude_seen else None
-        return self.top_items(self(batch), k, seen)
+        session itself; only :obj:`candidates` where given (see
+        :meth:`top_items`)."""
+        x, _, _, batch, _ = _graph_tensors(data)
+        seen = (batch if batch is not None else x.new_zeros(x.size(0)), x)
+        return self.top_items(self.encode(data), k, seen if exclude_seen else None, candidates)
 
     @torch.no_grad()
-    def top_items(
-        self, session: Tensor, k: int = 20, seen: tuple[Tensor, Tensor] | None = None
-    ) -> Tensor:
-        r"""Top-:obj:`k` item ids for session representations :obj:`session`
+    def top_items(self, session: Tensor, k: int = 20, seen: tuple[Tensor, Tensor] | None = None,
+                  candidates: Tensor | None = None) -> Tensor:
+        r"""Top-:obj:`k` item ids for session vectors :obj:`session`
         :obj:`[B, hidden_channels]` (as :meth:`forward` returns them), best
-        first, never the padding id 0 nor the items :obj:`seen` = (session
-        index, item id) pairs, session indices ascending.
-
-        The ranking is exact (:func:`~gcsan_pyg.nn.blockwise_topk`); sessions
-        are scored some rows at a time, so that the score matrix of a large
-        batch is never held whole.
+        first: exact, over an item table of any size in bounded memory (see
+        :func:`~gcsan_pyg.nn.rank_items`), never the padding id 0 nor the
+        :obj:`seen` (session index, item id) pairs, only :obj:`candidates`
+        (item ids) where given.
 
         Raises:
-            ValueError: :obj:`k` is not in :obj:`[1, num_items - 1]`, or
-                exceeds the items left to a session once its :obj:`seen` ones
-                are excluded (it would otherwise be given seen items or the
-                padding id to fill its :obj:`k` places)."""
-        available = self.num_items - 1
-        if not 1 <= k <= available:
-            raise ValueError(f"'k' must lie in [1, {available}] (the number of items), got {k}")
-        if session.size(0) == 0:
-            return torch.empty(0, k, dtype=torch.long, device=session.device)
-        if seen is not None:
-            _check_unseen_left(k, *seen, num_sessions=session.size(0), num_items=self.num_items)
-        table_t = self.item_embedding.weight.t()
-        num_chunks = -(-session.size(0) * self.num_items // _SCORE_CHUNK_ELEMENTS)
-        rows = -(-session.size(0) // num_chunks)  # chunks of equal size
-        top = []
-        for start in range(0, session.size(0), rows):
-            scores = session[start : start + rows] @ table_t
-            scores[:, 0] = float("-inf")
-            if seen is not None:
-                seen_session, seen_item = seen
-                first, last = torch.searchsorted(
-                    seen_session, torch.tensor([start, start + rows], device=scores.device)
-                ).tolist()
-                scores[seen_session[first:last] - start, seen_item[first:last]] = float("-inf")
-            top.append(blockwise_topk(scores, k)[1])
-        return torch.cat(top)
+            ValueError: :obj:`k` exceeds the items a session may get (the
+                candidates, or all items, minus its seen ones)."""
+        return rank_items(session, self.item_embedding.weight, k, seen, candidates)
 
-    def loss(
-        self,
-        batch: Data,
-        target: Tensor | None = None,
-        neg_items: Tensor | None = None,
-    ) -> Tensor:
-        r"""Training loss: cross-entropy over all items (:obj:`loss_type="CE"`)
-        or BPR of :obj:`target` against :obj:`neg_items`
-        (:obj:`loss_type="BPR"`), plus :obj:`reg_weight` times the embedding
-        regulariser. :obj:`target` defaults to :obj:`batch.y`.
+    def loss(self, data: Data, target: Tensor | None = None,
+             neg_items: Tensor | None = None) -> Tensor:
+        r"""The training loss of a batch, :obj:`target` defaulting to
+        :obj:`data.y`:
 
-        The item table's gradient is dense either way (with CE, the lookup's
-        few rows are added into the full-softmax gradient in place), so any
-        optimizer, fused Adam included, can step it."""
+        * :obj:`"CE"`: cross-entropy over all items plus :obj:`reg_weight`
+          times the embedding regulariser, exactly, in bounded memory
+          (:func:`~gcsan_pyg.nn.chunked_softmax_cross_entropy`). The table's
+          gradient is dense.
+        * :obj:`"BPR"`: BPR of :obj:`target` against :obj:`neg_items` plus the
+          regulariser.
+        * :obj:`"sampled"`: sampled softmax over :obj:`num_negatives` shared
+          negatives with the logQ correction
+          (:class:`~gcsan_pyg.nn.SampledSoftmaxCrossEntropy`). Only the rows
+          of the looked-up, target and negative items get a (sparse)
+          gradient, so a step costs :math:`O(\text{rows touched})`, not
+          :math:`O(N)`: step it with :class:`~gcsan_pyg.training.LazyAdam`.
+          The regulariser, whose gradient touches every row, is not applied;
+          weight decay of :class:`~gcsan_pyg.training.LazyAdam` acts on the
+          touched rows only.
+        """
         if target is None:
-            target = getattr(batch, "y", None)
+            target = getattr(data, "y", None)
             if target is None:
                 raise ValueError("no 'target' given and the batch has no 'y'")
+        table = self.item_embedding.weight
         if self.loss_type == "CE":
-            # The fused CE sends the whole table a dense gradient (scores of
-            # every item + regulariser), so the lookup's can be sparse.
-            seq_output = self._encode(batch, sparse_lookup=True)
-            # CE + regulariser in one fused op (see full_softmax_cross_entropy).
-            return full_softmax_cross_entropy(
-                seq_output, self.item_embedding.weight, target, self.reg_weight
-            )
+            # The CE sends the whole table a dense gradient: the lookup's can be sparse.
+            session = self._encode(*_graph_tensors(data), sparse_lookup=True)
+            return chunked_softmax_cross_entropy(session, table, target, self.reg_weight)
+        if self.loss_type == "sampled":
+            session = self._encode(*_graph_tensors(data), sparse_lookup=True)
+            return self.sampled_loss(session, table, target)
         if neg_items is None:
             raise ValueError("loss_type='BPR' needs 'neg_items'")
-        seq_output = self(batch)
-        pos_score = (seq_output * self.item_embedding(target)).sum(-1)
-        neg_score = (seq_output * self.item_embedding(neg_items)).sum(-1)
+        session = self.encode(data)
+        pos_score = (session * self.item_embedding(target)).sum(-1)
+        neg_score = (session * self.item_embedding(neg_items)).sum(-1)
         loss = -torch.log(1e-10 + torch.sigmoid(pos_score - neg_score)).mean()
         return loss + self.reg_weight * self.embedding_regularizer()
 
@@ -326,34 +372,13 @@ class GCSAN(nn.Module):
         return (
             f"{self.__class__.__name__}(num_items={self.num_items}, "
             f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, "
-            f"num_heads={self.num_heads}, step={self.step}, weight={self.weight})"
+            f"num_heads={self.num_heads}, num_steps={self.num_steps}, "
+            f"attention_weight={self.attention_weight}, loss_type={self.loss_type!r})"
         )
 
 
-def _check_unseen_left(
-    k: int, seen_session: Tensor, seen_item: Tensor, num_sessions: int, num_items: int
-) -> None:
-    """Raises the ValueError of :meth:`GCSAN.top_items` when a session has
-    fewer than :obj:`k` items left once its (distinct, non-padding) seen
-    items are excluded."""
-    real = seen_item > 0
-    pairs = torch.unique(seen_session[real] * num_items + seen_item[real])
-    count = torch.bincount(pairs // num_items, minlength=num_sessions)
-    most, session = (int(v) for v in torch.stack([count.max(), count.argmax()]).tolist())
-    left = num_items - 1 - most
-    if k > left:
-        raise ValueError(
-            f"'k' = {k} exceeds the {left} items left to session {session} once its {most} "
-            f"seen items are excluded (of {num_items - 1}); ask for at most {left}"
-        )
-
-
-def _node_session(batch: Data) -> Tensor:
-    node_session = getattr(batch, "batch", None)
-    if node_session is None:  # a single, unbatched session graph
-        node_session = batch.x.new_zeros(batch.x.size(0))
-    return node_session
-
-
-def _num_sessions(batch: Data) -> int:
-    return int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
+def _graph_tensors(data: Data) -> tuple[Tensor, Tensor, Tensor, Tensor | None, int | None]:
+    """The arguments of :meth:`GCSAN.forward` held by a batch or one graph."""
+    batch = getattr(data, "batch", None)
+    num_sessions = int(data.num_graphs) if batch is not None else None
+    return data.x, data.edge_index, data.alias, batch, num_sessions

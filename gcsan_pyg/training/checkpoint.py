@@ -2,37 +2,27 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gcsan_pyg.io import atomic_torch_save
 from gcsan_pyg.nn.gcsan import GCSAN
 
 FORMAT = "gcsan_pyg.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: hparams 'num_steps', 'attention_weight' (were 'step', 'weight')
+# Constructor arguments renamed since format 1.
+_RENAMED = {"step": "num_steps", "weight": "attention_weight"}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     r"""Writes :obj:`payload` (tensors and plain Python values) to
-    :obj:`path` atomically: into a temporary file of the same folder, flushed
-    to disk, then renamed over :obj:`path`, so an interruption leaves either
-    the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    :obj:`path` atomically (:func:`~gcsan_pyg.io.atomic_torch_save`): an
+    interruption leaves either the old file or the new one, never half of
+    one."""
+    return atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload},
+                             path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -68,8 +58,9 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[GCSA
     """The :class:`GCSAN` stored in a checkpoint, in eval mode, and the
     checkpoint itself."""
     payload = load_checkpoint(path, map_location)
+    hparams = {_RENAMED.get(key, key): value for key, value in payload["hparams"].items()}
     try:
-        model = GCSAN(**payload["hparams"])
+        model = GCSAN(**hparams)
         model.load_state_dict(payload["model"])
     except (TypeError, RuntimeError) as error:
         raise ValueError(f"checkpoint {path} does not hold a GCSAN model: {error}") from error

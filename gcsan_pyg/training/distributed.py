@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -194,3 +195,23 @@ def barrier() -> None:
     """Waits for every process."""
     if current().enabled:
         dist.barrier()
+
+
+class LossModule(nn.Module):
+    """A model's :meth:`loss` as a module's forward, which
+    :class:`~torch.nn.parallel.DistributedDataParallel` wraps: it hooks the
+    gradient averaging onto the parameters of the module it is given."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any, neg_items: Tensor | None = None) -> Tensor:
+        return self.model.loss(batch, neg_items=neg_items)
+
+    @classmethod
+    def wrap(cls, model: nn.Module, device: torch.device) -> DistributedDataParallel:
+        """The :class:`~torch.nn.parallel.DistributedDataParallel` loss of
+        :obj:`model`, on :obj:`device`."""
+        device_ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(cls(model), device_ids=device_ids)

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from gcsan_pyg.training.loader import SessionBatchLoader, SessionSamples
+from gcsan_pyg.data.samples import SessionSamples
+from gcsan_pyg.training.loader import SessionBatchLoader
 from gcsan_pyg.training.metrics import TopKMetrics
 
 
@@ -43,10 +44,12 @@ def popularity_baseline(
     num_items: int,
     ks: Iterable[int] = (10, 20),
 ) -> dict[str, float]:
-    r"""Metrics of recommending the same most-clicked training items to every
-    test session (the "POP" baseline of the SR-GNN papers)."""
+    r"""Metrics of recommending the same most popular items to every test
+    session (the "POP" baseline of the SR-GNN papers): the most frequent
+    targets of the training samples (with prefix augmentation, every click
+    of a training session but its first)."""
     metrics = TopKMetrics(ks)
-    counts = torch.bincount(torch.cat([train.items, train.target]), minlength=num_items)
+    counts = torch.bincount(train.target, minlength=num_items)
     counts[0] = -1  # never the padding id
     top = counts.topk(metrics.max_k).indices
     metrics.update(top.expand(len(test), -1), test.target)

@@ -26,7 +26,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"training stopped by {signal.Signals(signum).name} {where}{saved}")
 
 
-class _SignalCatcher:
+class SignalCatcher:
     """Turns SIGINT/SIGTERM into a flag the training loop polls between
     steps; a repeat of the signal a second or more later acts as usual."""
 
@@ -37,7 +37,7 @@ class _SignalCatcher:
         self.previous: dict[int, Any] = {}
         self.first: dict[int, float] = {}
 
-    def __enter__(self) -> _SignalCatcher:
+    def __enter__(self) -> SignalCatcher:
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 try:

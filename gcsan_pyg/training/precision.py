@@ -92,6 +92,6 @@ def _compile_probe(model: GCSAN, device: torch.device) -> None:
     try:
         model.eval()
         with torch.no_grad():
-            model(batch)
+            model.encode(batch)
     finally:
         model.train(was_training)

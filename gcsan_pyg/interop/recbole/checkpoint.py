@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from gcsan_pyg.interop.recbole.state_dict import (
     to_recbole_state_dict,
 )
 from gcsan_pyg.interop.recbole.unpickler import RESTRICTED_PICKLE, ConfigStandIn, to_plain
+from gcsan_pyg.io import atomic_torch_save
 from gcsan_pyg.nn.gcsan import GCSAN
 
 __all__ = [
@@ -335,8 +335,13 @@ def export_recbole_checkpoint(
         raise ValueError(f"'max_seq_length' must be >= 1, got {max_seq_length}")
     if best_valid_score is not None and not math.isfinite(float(best_valid_score)):
         raise ValueError(f"'best_valid_score' must be finite, got {best_valid_score}")
-    hparams = dict(model.hparams)
-    num_items = hparams.pop("num_items")
+    # RecBole's GCSAN knows the model's own options; the sampled-softmax ones
+    # only shape training, which RecBole would run as CE over all items.
+    known = {ours for ours, _ in MODEL_NAMES.values()}
+    hparams = {name: value for name, value in model.hparams.items() if name in known}
+    if hparams["loss_type"] == "sampled":
+        hparams["loss_type"] = "CE"
+    num_items = model.num_items
     config: dict[str, Any] = {
         "model": "GCSAN",
         "dataset": dataset,
@@ -359,13 +364,4 @@ def export_recbole_checkpoint(
         "other_parameter": {},
         "optimizer": None,
     }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(payload, path)

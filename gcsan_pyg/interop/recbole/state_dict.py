@@ -31,7 +31,8 @@ __all__ = [
 
 #: The GCSAN arguments that change a model's scores but cannot be read off
 #: its weights (dropouts, initialisation and loss settings do not change them).
-REQUIRED_HYPERPARAMETERS = ("num_heads", "step", "weight", "activation", "layer_norm_eps")
+REQUIRED_HYPERPARAMETERS = ("num_heads", "num_steps", "attention_weight", "activation",
+                            "layer_norm_eps")
 
 # (our name, RecBole's names); "{p}" stands for both "weight" and "bias".
 _MODEL_KEYS = (
@@ -166,7 +167,8 @@ def gcsan_from_recbole_state_dict(
     (the ``self_attention.layer.<n>`` keys) and :obj:`inner_channels`
     (``feed_forward.dense_1``). The arguments that change the scores but are
     not in the tensors, :data:`REQUIRED_HYPERPARAMETERS` (:obj:`num_heads`,
-    :obj:`step`, :obj:`weight`, :obj:`activation`, :obj:`layer_norm_eps`),
+    :obj:`num_steps`, :obj:`attention_weight`, :obj:`activation`,
+    :obj:`layer_norm_eps`),
     must be given; they come from the RecBole config the weights were trained
     with, e.g. ``gcsan_from_recbole_state_dict(sd,
     **recbole_hyperparameters(config))``.

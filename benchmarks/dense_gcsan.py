@@ -8,6 +8,11 @@ causal + padding mask. Its module names equal RecBole's, so
 ``DenseGCSAN.load_state_dict(to_recbole_state_dict(gcsan))`` (see
 :func:`gcsan_pyg.interop.recbole.to_recbole_state_dict`) holds the same
 weights as the PyG model.
+
+It lives in ``benchmarks/``, outside the package, as PyG keeps its
+baselines apart from ``torch_geometric``: it is a yardstick (of speed in the
+benchmarks, of correctness in the parity tests, which import it from here),
+not a model anyone should train or install.
 """
 from __future__ import annotations
 
@@ -198,8 +203,8 @@ class DenseGCSAN(nn.Module):
         num_layers: int = 1,
         num_heads: int = 1,
         inner_channels: int = 256,
-        step: int = 1,
-        weight: float = 0.6,
+        num_steps: int = 1,
+        attention_weight: float = 0.6,
         hidden_dropout: float = 0.2,
         attn_dropout: float = 0.2,
         activation: str = "gelu",
@@ -214,11 +219,11 @@ class DenseGCSAN(nn.Module):
             raise ValueError(f"'stacking' must be one of {STACKINGS}, got {stacking!r}")
         self.stacking = stacking
         self.num_items = num_items
-        self.weight = weight
+        self.attention_weight = attention_weight
         self.loss_type = loss_type
         self.reg_weight = reg_weight
         self.item_embedding = nn.Embedding(num_items, hidden_channels, padding_idx=0)
-        self.gnn = DenseGNN(hidden_channels, step)
+        self.gnn = DenseGNN(hidden_channels, num_steps)
         self.self_attention = _TransformerEncoder(
             num_layers, heads=num_heads, hidden=hidden_channels, inner=inner_channels,
             hidden_dropout=hidden_dropout, attn_dropout=attn_dropout, act=activation,
@@ -252,7 +257,8 @@ class DenseGCSAN(nn.Module):
         last = (item_seq_len - 1).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
         attn_last = encoded.gather(1, last).squeeze(1)
         gnn_last = seq_hidden.gather(1, last).squeeze(1)
-        return self.weight * attn_last + (1 - self.weight) * gnn_last
+        omega = self.attention_weight
+        return omega * attn_last + (1 - omega) * gnn_last
 
     def full_sort_scores(self, item_seq: Tensor, item_seq_len: Tensor) -> Tensor:
         return self(item_seq, item_seq_len) @ self.item_embedding.weight.t()

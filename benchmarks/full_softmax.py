@@ -1,5 +1,9 @@
-"""Cross-entropy over the whole item table, fused with the scoring matmul and
-the embedding regulariser."""
+"""The library's previous cross-entropy over the whole item table, fused
+with the scoring matmul and the embedding regulariser, holding the whole
+:obj:`[B, N]` logits: the baseline that the chunked op
+(:func:`gcsan_pyg.nn.chunked_softmax_cross_entropy`, the library's CE now)
+is measured and tested against. It lives with the benchmarks, outside the
+package, because nothing in the library uses it any more."""
 from __future__ import annotations
 
 from typing import Any

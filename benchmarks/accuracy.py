@@ -1,0 +1,182 @@
+"""GC-SAN's accuracy on a standard session data set, under one protocol.
+
+    python benchmarks/accuracy.py --dataset diginetica [--threads 2] [--seed 2019]
+    python benchmarks/accuracy.py --dataset diginetica --quick   # the sample data, seconds
+
+The protocol, the same for every data set and fixed before any test figure
+was looked at:
+
+1. The hyperparameters are those of ``benchmarks/configs/<dataset>.yaml``,
+   the file ``gcsan-pyg train --config`` reads.
+2. Validation: the model trains on the training sessions but the most recent
+   10 % (the last in the file), which are held out; after every epoch it is
+   evaluated on them (no test data is read). The number of epochs of the
+   final run is the epoch of the best validation metric (the config's
+   ``metric``; early stopping by its ``patience``).
+3. Final run: the model trains on all training sessions for that many
+   epochs and is evaluated once on the test split. This is one
+   ``gcsan-pyg train`` command, recorded in the result.
+
+The result, ``benchmarks/results/accuracy_<dataset>[_seed<s>].json``, holds
+the git commit, both commands, the config, the package versions, the
+threads, the validation metrics per epoch, the final test Hit/MRR/NDCG@{10,20}
+and the wall times, next to published figures with their sources.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as C
+import torch
+import yaml
+
+from gcsan_pyg.cli import main as cli_main
+
+NAME = "accuracy"
+CONFIGS = C.BENCH_DIR / "configs"
+DATASETS = ("diginetica", "yoochoose1_64", "tmall", "retailrocket")
+VALID_FRACTION = 0.1
+# Figures reported on these very splits, with where they come from.
+PUBLISHED: dict[str, list[dict[str, Any]]] = {
+    "diginetica": [{"model": "SR-GNN", "source": "Wu et al., AAAI 2019 (SR-GNN), Table 2",
+                    "Hit@20": 50.73, "MRR@20": 17.59}],
+    "yoochoose1_64": [{"model": "SR-GNN", "source": "Wu et al., AAAI 2019 (SR-GNN), Table 2",
+                       "Hit@20": 70.57, "MRR@20": 30.94}],
+    "tmall": [
+        {"model": "SR-GNN", "source": "as reported by Wang et al., SIGIR 2020 (GCE-GNN), "
+         "Table 3", "Hit@20": 27.57, "MRR@20": 13.72},
+        {"model": "GCE-GNN", "source": "Wang et al., SIGIR 2020 (GCE-GNN), Table 3",
+         "Hit@20": 33.42, "MRR@20": 15.42},
+    ],
+    # Papers preprocess Retailrocket differently (see ../shared/data/README.md); no
+    # figure for this split is quoted, as none could be checked against its source here.
+    "retailrocket": [],
+}
+SPLIT_NOTES = {
+    "diginetica": "SR-GNN's split (CIKM Cup 2016; last 7 days as test)",
+    "yoochoose1_64": "SR-GNN's split (most recent 1/64 of training; last day as test)",
+    "tmall": "GCE-GNN's / DHCN's split",
+    "retailrocket": "the MTD / COTREC-style split of ../shared/data (sessions of length >= 3; "
+                    "test keeps prefixes of length >= 2, 15,132 samples)",
+}
+
+
+def _train(argv: list[str]) -> dict[str, Any]:
+    """One ``gcsan-pyg train`` run; its ``results.json``."""
+    out = Path(argv[argv.index("--out") + 1])
+    code = cli_main(["train", *argv])
+    if code:
+        raise SystemExit(f"gcsan-pyg train {' '.join(argv)} failed with status {code}")
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = C.base_parser(__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--root", type=Path, default=C.REPO / "data_cache",
+                        help="processed-data cache")
+    parser.add_argument("--runs", type=Path, default=C.REPO / "runs" / "accuracy",
+                        help="checkpoint folders of the two runs")
+    parser.set_defaults(seed=None)
+    args = parser.parse_args(argv)
+    threads = C.setup_threads(args.threads)
+    env = C.environment(argv, "accuracy.py")
+    config_path = CONFIGS / f"{args.dataset}.yaml"
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    seed = config["seed"] if args.seed is None else args.seed
+    data = C.data_dir(args.data_dir) / (
+        "sample_diginetica/srgnn_processed" if args.quick else args.dataset)
+    tag = args.dataset + ("" if seed == config["seed"] else f"_seed{seed}")
+    runs = args.runs / tag
+    common = [str(data), "--config", str(config_path), "--root", str(args.root),
+              "--threads", str(threads), "--seed", str(seed), "--quiet"]
+    if args.quick:  # a smoke test: tiny model, two epochs
+        common += ["--hidden-channels", "16", "--inner-channels", "32", "--epochs", "2"]
+
+    start = time.perf_counter()
+    valid_argv = [*common, "--valid-fraction", str(VALID_FRACTION), "--skip-test",
+                  "--out", str(runs / "valid")]
+    with contextlib.redirect_stdout(io.StringIO()):
+        validation = _train(valid_argv)
+    valid_seconds = time.perf_counter() - start
+    best_epoch = validation["best_epoch"]
+    final_argv = [*common, "--valid-fraction", "0", "--epochs", str(best_epoch),
+                  "--patience", "0", "--out", str(runs / "final")]
+    start = time.perf_counter()
+    final = _train(final_argv)
+    final_seconds = time.perf_counter() - start
+
+    payload = {
+        "benchmark": f"{NAME}_{tag}",
+        "dataset": args.dataset,
+        "split": SPLIT_NOTES[args.dataset],
+        "environment": env,
+        "config_file": str(config_path.relative_to(C.REPO)),
+        "config": config,
+        "seed": seed,
+        "quick": args.quick,
+        "protocol": __doc__.split("\n\n", 2)[2].split("\n\nThe result")[0],
+        "validation": {
+            "command": "gcsan-pyg train " + " ".join(_relative(valid_argv)),
+            "valid_fraction": VALID_FRACTION,
+            "history": validation["history"],
+            "best_epoch": best_epoch,
+            "wall_seconds": round(valid_seconds, 1),
+        },
+        "final": {
+            "command": "gcsan-pyg train " + " ".join(_relative(final_argv)),
+            "epochs": best_epoch,
+            "history": final["history"],
+            "test": final["test"],
+            "popularity_test": final["popularity_test"],
+            "wall_seconds": round(final_seconds, 1),
+        },
+        "published": PUBLISHED[args.dataset],
+    }
+    return C.publish(args.out, f"{NAME}_{tag}", payload, render)
+
+
+def _relative(argv: list[str]) -> list[str]:
+    """Paths beside or inside the repository as a rerun from it would type them."""
+    return [os.path.relpath(arg, C.REPO) if Path(arg).is_absolute()
+            and Path(arg).is_relative_to(C.REPO.parent) else arg for arg in argv]
+
+
+def render(payload: dict) -> str:
+    names = ["Hit@10", "MRR@10", "NDCG@10", "Hit@20", "MRR@20", "NDCG@20"]
+    final = payload["final"]
+    def pct(value: Any) -> str:
+        return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
+
+    rows = [[f"GC-SAN, gcsan_pyg (test, {final['epochs']} epochs)",
+             *(pct(final["test"][n]) for n in names)],
+            ["popularity (test)", *(pct(final["popularity_test"][n]) for n in names)]]
+    for row in payload["published"]:
+        rows.append([f"{row['model']}, as published ({row['source']})",
+                     *(pct(row.get(n, "-")) for n in names)])
+    epochs = [[e["epoch"], f"{e['train_loss']:.4f}", e["lr"], round(e["seconds"]),
+               *(pct(e["valid"][n]) for n in names)] for e in payload["validation"]["history"]]
+    minutes = (payload["validation"]["wall_seconds"] + final["wall_seconds"]) / 60
+    seed = payload["seed"]
+    return (
+        f"### {payload['dataset']} (seed {seed})\n\nSplit: {payload['split']}.\n\n"
+        f"{C.env_line(payload)}; {minutes:.0f} min in all. Final run: "
+        f"`{final['command']}`. Metrics in percent.\n\n"
+        + C.format_table(["model", *names], rows)
+        + f"\n\nValidation (most recent {payload['validation']['valid_fraction']:.0%} of "
+        "training sessions held out) per epoch:\n\n"
+        + C.format_table(["epoch", "train loss", "lr", "seconds", *names], epochs)
+    )
+
+
+if __name__ == "__main__":
+    torch.set_flush_denormal(True)
+    main()
+    sys.exit(0)
