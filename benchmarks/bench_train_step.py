@@ -238,8 +238,9 @@ def render(payload: dict) -> str:
         rows.append([
             c["source"], c["batch_size"], c["max_len"], round(c["mean_session_len"], 1),
             c["median_s"]["ours"] * 1e3, c["median_s"]["dense"] * 1e3,
-            sps["ours"], sps["ours_plain"], sps["dense"], sps.get("dense_numpy", "-"),
-            sps.get("dense_trimmed", "-"), sps["output_layer"], sp["ours_plain"], sp["ours"],
+            sps["ours"], sps.get("ours_plain", "-"), sps["dense"], sps.get("dense_numpy", "-"),
+            sps.get("dense_trimmed", "-"), sps["output_layer"], sp.get("ours_plain", "-"),
+            sp["ours"],
             c.get("speedup_ours_plain_vs_dense_numpy", "-"),
             c.get("speedup_ours_vs_dense_numpy", "-"),
             c.get("speedup_ours_vs_dense_trimmed", "-"),

@@ -23,7 +23,11 @@ ORDER = [
     ("memory", "bench_memory"),
     ("epoch", "bench_epoch"),
     ("profile", "bench_profile"),
+    ("item_table", "bench_item_table"),
+    ("data_cache", "bench_data_cache"),
+    ("sampled_accuracy", "sampled_accuracy"),
 ]
+ACCURACY_DATASETS = ("diginetica", "yoochoose1_64", "tmall", "retailrocket")
 
 
 def load(results: Path) -> dict[str, dict]:
@@ -103,6 +107,21 @@ def summary(payloads: dict[str, dict]) -> str:
         rows.append([f"epoch speed-up ours vs dense with {stacking} stacking ({scope}, "
                      f"B={cfg['batch_size']})",
                      epoch["speedup_ours_vs_dense"], "-", "-", epoch["environment"]["command"]])
+    for name in ("item_table", "sampled_accuracy"):
+        payload = payloads.get(name)
+        for t in (payload or {}).get("targets", []):
+            op = ">=" if t.get("higher_is_better", True) else "<="
+            met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+            value = "not measured" if t["value"] is None else t["value"]
+            rows.append([t["name"], value, f"{op} {t['threshold']}", met,
+                         payload["environment"]["command"]])
+    cache = payloads.get("data_cache")
+    if cache is not None and "baseline" in cache["total_bytes"]:
+        total = cache["total_bytes"]
+        names = ", ".join(cache["config"]["datasets"])
+        rows.append([f"processed cache smaller than at {cache['config']['baseline_commit'][:10]} "
+                     f"({names})", round(total["baseline"] / total["ours"], 2), "> 1",
+                     _met(total["baseline"] > total["ours"]), cache["environment"]["command"]])
     if not rows:
         return ""
     return "### Summary\n\n" + C.format_table(
@@ -110,36 +129,33 @@ def summary(payloads: dict[str, dict]) -> str:
 
 
 def accuracy(results: Path) -> str:
-    """Every Diginetica accuracy run (benchmarks/accuracy_diginetica.py) in the folder."""
-    return "\n\n".join(_accuracy_run(json.loads(path.read_text(encoding="utf-8")))
-                        for path in sorted(results.glob("accuracy_diginetica*.json")))
+    """The accuracy runs of benchmarks/accuracy.py in the folder: one table
+    of every data set's test figures next to the published ones, then each
+    run's own tables."""
+    import accuracy as run_accuracy
 
-
-def _accuracy_run(run: dict) -> str:
-    names = ["Hit@10", "MRR@10", "Hit@20", "MRR@20", "NDCG@20"]
-
-    def pct(value: Any) -> str:
-        return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
-
-    rows = [[f"GC-SAN, gcsan_pyg (test, best epoch {run['best_epoch']})",
-             *(pct(run["test"][n]) for n in names)],
-            ["popularity baseline (test)", *(pct(run["popularity_test"][n]) for n in names)]]
-    for model, figures in run["published"].items():
-        rows.append([f"{model}, as published", *(pct(figures.get(n, "-")) for n in names)])
-    epochs = [[e["epoch"], f"{e['train_loss']:.4f}", e["lr"], round(e["seconds"]),
-               *(pct(e["valid"][n]) for n in names)] for e in run["epochs"]]
-    argv = run["train_command"].split()
-    valid = argv[argv.index("--valid-fraction") + 1] if "--valid-fraction" in argv else "0.1"
-    minutes = run["wall_seconds"] / 60
-    return (
-        f"### Accuracy on Diginetica (SR-GNN split), validation = last {float(valid):.0%} "
-        f"of training sessions\n\n`{run['command']}` "
-        f"({minutes:.0f} min, torch threads: {run['machine']['threads']}, "
-        f"torch {run['machine']['torch']}, {run['date']}; metrics in percent)\n\n"
-        + C.format_table(["model", *names], rows)
-        + "\n\nValidation per epoch:\n\n"
-        + C.format_table(["epoch", "train loss", "lr", "seconds", *names], epochs)
-    )
+    runs = [json.loads(path.read_text(encoding="utf-8"))
+            for name in ACCURACY_DATASETS
+            for path in sorted(results.glob(f"accuracy_{name}*.json"))]
+    runs = [run for run in runs if not run.get("quick")]
+    if not runs:
+        return ""
+    rows = []
+    for run in runs:
+        test, final = run["final"]["test"], run["final"]
+        rows.append([f"{run['dataset']} (seed {run['seed']})", "GC-SAN, gcsan_pyg",
+                     f"{test['Hit@20']:.2f}", f"{test['MRR@20']:.2f}", final["epochs"],
+                     f"{final['wall_seconds'] / 60:.0f}", "this code: `" + final["command"] + "`"])
+        if run["seed"] != run["config"]["seed"]:
+            continue
+        for published in run["published"]:
+            rows.append(["", f"{published['model']}, as published",
+                         f"{published['Hit@20']:.2f}", f"{published['MRR@20']:.2f}", "-", "-",
+                         published["source"]])
+    overview = C.format_table(["data set", "model", "test Hit@20", "test MRR@20", "epochs",
+                               "final run min", "source"], rows)
+    return ("### Accuracy\n\n" + overview + "\n\n"
+            + "\n\n".join(run_accuracy.render(run) for run in runs))
 
 
 def readme_section(results: Path) -> str:

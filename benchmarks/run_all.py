@@ -5,7 +5,9 @@
     python benchmarks/run_all.py --threads 2 --with-epoch   # plus bench_epoch (capped)
 
 The epoch benchmark runs with ``--quick`` (tiny cap) or ``--with-epoch``
-(its default cap; add ``--epoch-args=--full`` for a whole epoch).
+(its default cap; add ``--epoch-args=--full`` for a whole epoch). The
+accuracy runs (``accuracy.py``, ``sampled_accuracy.py``) are separate: they
+take hours.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 import _common as C
 
 BENCHMARKS = ["bench_graph_construction", "bench_train_step", "bench_inference",
-              "bench_memory", "bench_profile"]
+              "bench_memory", "bench_profile", "bench_item_table", "bench_data_cache"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     timings = {}
     for name in names:
         extra = shlex.split(args.epoch_args) if name == "bench_epoch" else []
+        if name == "bench_data_cache" and args.quick:
+            extra = ["--baseline", ""]  # no worktree of an earlier revision in a smoke test
         print(f"\n=== {name} {' '.join(common + extra)}", flush=True)
         start = time.perf_counter()
         importlib.import_module(name).main(common + extra)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-EXPECTED = ["graph_construction", "train_step", "inference", "memory", "profile", "epoch"]
+EXPECTED = ["graph_construction", "train_step", "inference", "memory", "profile", "epoch",
+            "item_table", "data_cache"]
 
 
 def _positive(value) -> bool:
@@ -120,6 +121,63 @@ def test_epoch(quick_results):
     for version in ("ours", "dense"):
         assert payload["summary"][version]["batches"] >= 1
         assert all(_positive(t) for t in payload["times_s"][version])
+
+
+def test_item_table(quick_results):
+    payload = _load(quick_results, "item_table")
+    kinds = {case["kind"] for case in payload["results"]}
+    assert kinds == {"fused exact CE", "chunked exact CE", "sampled CE, S=1k",
+                     "sampled CE, S=8k", "ranking"}
+    for case in payload["results"]:
+        assert _positive(case["median_s"]) and _positive(case["peak_rss_bytes"])
+        assert case["rss_between_calls_bytes"] <= case["peak_rss_bytes"]
+    assert {t["name"].split(",")[0] for t in payload["targets"]} >= {
+        "chunked / fused exact CE step time", "top-20 ranking: memory beyond the table (MiB)"}
+
+
+def test_data_cache(quick_results):
+    payload = _load(quick_results, "data_cache")
+    (row,) = payload["results"]
+    # Two validation fractions, three splits: one cached file.
+    assert row["dataset"] == "diginetica" and len(row["ours"]["files"]) == 1
+    assert row["ours"]["bytes"] == sum(row["ours"]["files"].values()) > 0
+
+
+def test_accuracy_protocol_on_the_sample_data(shared_data, tmp_path):
+    """accuracy.py --quick: validation on the most recent 10 % of training
+    sessions without reading test, then one final run on all of them for
+    the best validation epoch, evaluated once on test; then the sampled
+    softmax comparison against it."""
+    out = tmp_path / "results"
+    common = ["--threads", "1", "--data-dir", str(shared_data), "--out", str(out),
+              "--root", str(tmp_path / "cache")]
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--dataset",
+                    "diginetica", "--quick", "--runs", str(tmp_path / "runs"), *common],
+                   cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
+    payload = json.loads((out / "accuracy_diginetica.json").read_text())
+    validation, final = payload["validation"], payload["final"]
+    assert validation["valid_fraction"] == 0.1 and "--skip-test" in validation["command"]
+    assert all("valid" in epoch for epoch in validation["history"])
+    assert final["epochs"] == validation["best_epoch"]
+    assert "--valid-fraction 0 " in final["command"]
+    assert f"--epochs {final['epochs']} " in final["command"]
+    assert set(final["test"]) >= {"Hit@10", "MRR@10", "NDCG@10", "Hit@20", "MRR@20", "NDCG@20"}
+    assert payload["environment"]["git_commit"] and payload["config"]["hidden_channels"] == 100
+    # The validation run never read test: its results hold no test metrics.
+    valid_run = json.loads((tmp_path / "runs" / "diginetica" / "valid" / "results.json")
+                           .read_text())
+    assert valid_run["test"] is None and valid_run["samples"]["valid"] > 0
+
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "sampled_accuracy.py"),
+                    "--exact", str(out / "accuracy_diginetica.json"), "--variants",
+                    "64:uniform", "--runs", str(tmp_path / "sampled"), *common],
+                   cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
+    sampled = json.loads((out / "sampled_accuracy.json").read_text())
+    (row,) = sampled["results"]
+    assert "--loss-type sampled --num-negatives 64" in row["command"]
+    assert f"--epochs {final['epochs']} " in row["command"] + " "
+    expected = row["test"]["Hit@20"] - final["test"]["Hit@20"]
+    assert row["hit20_minus_exact"] == pytest.approx(expected)
 
 
 def test_tables_and_plots(quick_results):

@@ -246,7 +246,10 @@ def test_torchrun_cli(shared_data, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
          str(WORLD_SIZE), "-m", "gcsan_pyg", "train", str(data), "--out", str(out),
          "--root", str(tmp_path / "cache"), "--epochs", "2", "--hidden-channels", "16",
-         "--inner-channels", "32", "--quiet", "--seed", "3"],
+         "--inner-channels", "32", "--quiet", "--seed", "3",
+         # The sampled softmax's sparse table gradient, reduced across the processes
+         # (the workers above train with the exact softmax's dense one).
+         "--loss-type", "sampled", "--num-negatives", "64"],
         capture_output=True, text=True, env=env, timeout=150,
     )
     assert result.returncode == 0, result.stderr[-3000:]

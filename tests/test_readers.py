@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from gcsan_pyg.data import SessionSamples, SessionSplit, sessions_of
+from gcsan_pyg.data.item_ids import PAD_TOKEN
 from gcsan_pyg.data.preprocess import (
-    PAD_TOKEN,
     preprocess_diginetica,
     preprocess_yoochoose,
     read_diginetica_raw,
@@ -20,16 +22,13 @@ from gcsan_pyg.data.preprocess import (
 )
 from gcsan_pyg.data.readers import (
     DataFormatError,
-    augment_prefixes,
-    leave_one_out,
     read_clicks,
     read_inter,
     read_inter_file,
     read_samples,
     read_sessions,
-    sessions_from_samples,
 )
-from gcsan_pyg.data.synthetic import generate_synthetic_sessions
+from gcsan_pyg.data.synthetic import _zipf_ranks, generate_synthetic_sessions
 
 SAMPLE = "sample_diginetica"
 BIG = ["diginetica", "yoochoose1_64", "tmall", "nowplaying", "retailrocket"]
@@ -53,6 +52,24 @@ def _canon(session):
     return tuple(names.setdefault(i, len(names)) for i in session)
 
 
+def _augment(sessions):
+    """SR-GNN's sequence splitting, written out: per session s and i = 1 .. len(s) - 1,
+    in order, the sample (s[:-i], s[-i])."""
+    return [(s[:-i], s[-i]) for s in sessions for i in range(1, len(s))]
+
+
+def _pairs(samples: SessionSamples):
+    """(prefix, label) pairs, read straight from the storage."""
+    items = samples.items.tolist()
+    return [(items[a:a + n], t) for a, n, t in
+            zip(samples.start.tolist(), samples.length.tolist(), samples.target.tolist())]
+
+
+def _num_samples(sessions) -> int:
+    """How many samples the library's augmentation makes of the sessions."""
+    return len(SessionSplit.from_lists(sessions).samples)
+
+
 # ---------------------------------------------------------------------------
 # SR-GNN text on the real files
 # ---------------------------------------------------------------------------
@@ -63,17 +80,20 @@ def test_sample_text_files_and_augmentation(shared_data):
     sessions = read_sessions(folder / "train_sessions.txt")
     train = read_samples(folder / "train.tsv")
     test = read_samples(folder / "test.tsv")
+    assert isinstance(test, SessionSamples)
     assert (len(sessions), len(train), len(test)) == (469, 1205, 99)
-    # The README's derivation of SR-GNN's train.txt, exactly (order included).
-    assert augment_prefixes(sessions) == train
+    # The README's derivation of SR-GNN's train.txt, exactly (order included),
+    # both written out and as the library does it.
+    assert _augment(sessions) == _pairs(train)
+    assert _pairs(SessionSplit.from_lists(sessions).samples) == _pairs(train)
     items = {i for s in sessions for i in s}
     assert items == set(range(1, 310))
-    assert {i for p, lab in test for i in p + [lab]} <= items
+    assert set(test.items.tolist()) | set(test.target.tolist()) <= items
     assert (min(map(len, sessions)), max(map(len, sessions))) == (2, 17)
     # Test sessions rebuilt from the samples: 39, whose augmentation is the file.
-    test_sessions = sessions_from_samples(test)
-    assert len(test_sessions) == 39
-    assert augment_prefixes(test_sessions) == test
+    test_items, test_ptr, _ = sessions_of(test)
+    assert test_ptr.numel() - 1 == 39
+    assert _pairs(SessionSamples.from_sessions(test_items, test_ptr)) == _pairs(test)
 
 
 @pytest.mark.parametrize("name", BIG)
@@ -87,12 +107,12 @@ def test_big_text_files_head(shared_data, tmp_path, name):
     assert max(lengths) <= stats["train_session_len_max"]
     top = stats["item_id_max"]
     assert all(1 <= i <= top for s in sessions for i in s)
-    assert all(1 <= i <= top for p, lab in test for i in p + [lab])
-    prefix = [len(p) for p, _ in test]
-    assert stats["test_prefix_len_min"] <= min(prefix) and max(prefix) <= stats[
-        "test_prefix_len_max"
-    ]
-    assert len(augment_prefixes(sessions)) == sum(n - 1 for n in lengths)
+    test.check(num_items=top + 1)
+    assert int(test.start[0]) == 0 and int(test.start[-1] + test.length[-1]) == len(test.items)
+    prefix = test.length
+    assert stats["test_prefix_len_min"] <= int(prefix.min())
+    assert int(prefix.max()) <= stats["test_prefix_len_max"]
+    assert _num_samples(sessions) == len(_augment(sessions)) == sum(n - 1 for n in lengths)
 
 
 # ---------------------------------------------------------------------------
@@ -210,19 +230,6 @@ def test_read_inter_orders_like_recbole(tmp_path):
     assert inter.users == users
 
 
-def test_leave_one_out_like_recbole():
-    split = leave_one_out([[1, 2], [3, 4, 5], [6, 7, 8, 9, 10], [11]])
-    assert split["train"] == [
-        ([1], 2),
-        ([3], 4),
-        ([6], 7), ([6, 7], 8),
-    ]
-    assert split["valid"] == [([6, 7, 8], 9)]
-    assert split["test"] == [([3, 4], 5), ([6, 7, 8, 9], 10)]
-    split = leave_one_out([[1, 2, 3, 4]])
-    assert split == {"train": [([1], 2)], "valid": [([1, 2], 3)], "test": [([1, 2, 3], 4)]}
-
-
 # ---------------------------------------------------------------------------
 # Bad inputs: the error names the file, the line and the reason
 # ---------------------------------------------------------------------------
@@ -315,8 +322,8 @@ def test_diginetica_sample_matches_srgnn_counts(shared_data):
     folder = shared_data / SAMPLE
     result = preprocess_diginetica(folder / "sample_train-item-views.csv")
     assert len(result.train_sessions) == 469
-    assert len(result.train_samples()) == 1205
-    assert len(result.test_samples()) == 99
+    assert _num_samples(result.train_sessions) == 1205
+    assert _num_samples(result.test_sessions) == 99
     assert len(result.test_sessions) == 39
     assert result.num_items - 1 == 309
     # Same sessions as SR-GNN's output up to the id renaming (which depends
@@ -325,7 +332,8 @@ def test_diginetica_sample_matches_srgnn_counts(shared_data):
     reference = read_sessions(folder / "srgnn_processed" / "train_sessions.txt")
     assert Counter(map(_canon, result.train_sessions)) == Counter(map(_canon, reference))
     ref_test = read_samples(folder / "srgnn_processed" / "test.tsv")
-    assert sorted(len(p) for p, _ in result.test_samples()) == sorted(len(p) for p, _ in ref_test)
+    assert sorted(len(p) for p, _ in _augment(result.test_sessions)) == sorted(
+        ref_test.length.tolist())
     # Ids 1..309 in order of first appearance in training; raw ids kept.
     first_seen = list(dict.fromkeys(i for s in result.train_sessions for i in s))
     assert first_seen == list(range(1, 310))
@@ -367,8 +375,8 @@ def test_yoochoose_sample(shared_data):
     clicks, dates = read_yoochoose_raw(path)
     assert len(clicks) == 461 and sum(map(len, clicks.values())) == 1913
     full = preprocess_yoochoose(path, fraction=1)
-    assert len(full.train_sessions) == 158 and len(full.train_samples()) == 357
-    assert len(full.test_sessions) == 25 and len(full.test_samples()) == 51
+    assert len(full.train_sessions) == 158 and _num_samples(full.train_sessions) == 357
+    assert len(full.test_sessions) == 25 and _num_samples(full.test_sessions) == 51
     assert full.num_items == 91
     train_items = {i for s in full.train_sessions for i in s}
     assert train_items == set(range(1, 91))
@@ -380,7 +388,7 @@ def test_yoochoose_sample(shared_data):
         full.train_dates
     )
     assert max(full.test_dates) <= max(dates.values())
-    total = len(full.train_samples())
+    total = _num_samples(full.train_sessions)
     for fraction in (4, 64):
         part = preprocess_yoochoose(path, fraction=fraction)
         keep = total // fraction
@@ -388,7 +396,7 @@ def test_yoochoose_sample(shared_data):
         # last `keep` samples; ids and test stay those of the whole period.
         n = len(part.train_sessions)
         assert part.train_sessions == full.train_sessions[len(full.train_sessions) - n:]
-        assert len(part.train_samples()) >= keep > len(augment_prefixes(part.train_sessions[1:]))
+        assert _num_samples(part.train_sessions) >= keep > _num_samples(part.train_sessions[1:])
         assert part.test_sessions == full.test_sessions and part.item_ids == full.item_ids
 
 
@@ -406,27 +414,87 @@ def test_pipeline_by_test_fraction():
 # ---------------------------------------------------------------------------
 
 
+def _sessions(items, ptr) -> list[list[int]]:
+    items, ptr = items.tolist(), ptr.tolist()
+    return [items[a:b] for a, b in zip(ptr[:-1], ptr[1:])]
+
+
 def test_synthetic_is_deterministic_fast_and_learnable():
     start = time.perf_counter()
     data = generate_synthetic_sessions(seed=3)
     assert time.perf_counter() - start < 1.0
     again = generate_synthetic_sessions(seed=3)
     other = generate_synthetic_sessions(seed=4)
-    assert data.train_sessions == again.train_sessions
-    assert data.test_sessions == again.test_sessions
-    assert data.train_sessions != other.train_sessions
-    assert len(data.train_sessions) == 3000 and len(data.test_sessions) == 750
-    assert all(2 <= len(s) <= 20 for s in data.train_sessions + data.test_sessions)
-    assert all(1 <= i <= 1000 for s in data.train_sessions for i in s)
+    for name in ("train_items", "train_ptr", "test_items", "test_ptr"):
+        assert torch.equal(getattr(data, name), getattr(again, name)), name
+        assert getattr(data, name).dtype == torch.long, name
+    assert not torch.equal(data.train_items[:100], other.train_items[:100])
+    train = _sessions(data.train_items, data.train_ptr)
+    test = _sessions(data.test_items, data.test_ptr)
+    assert data.num_items == 1000
+    assert int(data.train_ptr[0]) == int(data.test_ptr[0]) == 0
+    assert int(data.train_ptr[-1]) == data.train_items.numel()
+    assert int(data.test_ptr[-1]) == data.test_items.numel()
+    assert len(train) == 3000 and len(test) == 750
+    assert all(2 <= len(s) <= 20 for s in train + test)
+    assert all(1 <= i <= 1000 for s in train + test for i in s)
     # Learnable: last-item transition counts beat popularity by far (Hit@20).
     follow: dict[int, Counter] = defaultdict(Counter)
     popular: Counter = Counter()
-    for s in data.train_sessions:
+    for s in train:
         for a, b in zip(s, s[1:]):
             follow[a][b] += 1
             popular[b] += 1
     top = {i for i, _ in popular.most_common(20)}
-    samples = data.test_samples
+    samples = _augment(test)
     markov = sum(lab in {i for i, _ in follow[p[-1]].most_common(20)} for p, lab in samples)
     pop = sum(lab in top for _, lab in samples)
     assert markov / len(samples) > 0.7 and pop / len(samples) < 0.4
+
+
+def test_synthetic_with_ten_million_items_is_fast_and_in_range():
+    """Popularity is drawn in closed form: no O(num_items) work per draw."""
+    start = time.perf_counter()
+    data = generate_synthetic_sessions(num_items=10**7, num_train_sessions=2000,
+                                       num_test_sessions=500, seed=1)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 20.0, f"{elapsed:.1f} s for 10**7 items"
+    assert data.num_items == 10**7
+    for items in (data.train_items, data.test_items):
+        assert 1 <= int(items.min()) and int(items.max()) <= 10**7
+    assert data.train_ptr.numel() == 2001 and data.test_ptr.numel() == 501
+    lengths = torch.cat([data.train_ptr.diff(), data.test_ptr.diff()])
+    assert 2 <= int(lengths.min()) and int(lengths.max()) <= 20
+    # Spread over the catalogue, not piled on a few ids.
+    assert torch.unique(data.train_items).numel() > 1000
+
+
+class _FixedDraws:
+    """A random generator whose uniforms are given, to reach the ends of [0, 1)."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype=np.float64)
+
+    def random(self, size):
+        return np.resize(self.values, size)
+
+
+@pytest.mark.parametrize("exponent", [0.55, 1.0, 1.1, 2.0])
+@pytest.mark.parametrize("num", [2, 1000, 10**7])
+def test_zipf_ranks_stay_in_range(exponent, num):
+    u = [0.0, 1e-12, 0.5, 1.0 - 2.0**-53]
+    ranks = _zipf_ranks(_FixedDraws(u), exponent, num, (len(u),))
+    assert ranks.dtype == np.int64
+    assert ranks.min() >= 0 and ranks.max() <= num - 1
+    assert ranks[0] == 0 and np.all(np.diff(ranks) >= 0)  # rank grows with u
+    # The continuous law r^-a on [1, num + 1), floored: P(rank < k) = F(k + 1), with
+    # F(x) = (x^(1-a) - 1) / ((num + 1)^(1-a) - 1) (log x / log(num + 1) for a = 1).
+    many = _zipf_ranks(np.random.default_rng(0), exponent, num, 20000)
+    assert many.min() >= 0 and many.max() <= num - 1
+    for k in {1, max(num // 100, 1), max(num // 10, 1)}:
+        if exponent == 1.0:
+            expected = np.log(k + 1) / np.log(num + 1)
+        else:
+            power = 1.0 - exponent
+            expected = ((k + 1) ** power - 1) / ((num + 1) ** power - 1)
+        assert abs((many < k).mean() - expected) < 0.02, k

@@ -102,7 +102,7 @@ def test_loader_truncates_to_the_most_recent_clicks():
 def test_samples_reject_bad_values():
     with pytest.raises(ValueError, match=r"sample 1 has an empty prefix \(length 0\)"):
         SessionSamples.from_lists([[1], []], [2, 3])
-    with pytest.raises(ValueError, match=r"target item id 99 \(entry 0\)"):
+    with pytest.raises(ValueError, match=r"target item id 99 \(sample 0\)"):
         SessionSamples.from_lists([[1]], [99]).check(NUM_ITEMS)
 
 

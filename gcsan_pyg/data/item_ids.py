@@ -1,6 +1,8 @@
 """Item ids: the one check of their range."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -17,7 +19,8 @@ def check_num_items(num_items: int | None) -> None:
         raise ValueError(f"'num_items' must lie in [1, 2**63 - 1], got {num_items}")
 
 
-def check_item_ids(ids: Tensor, num_items: int | None = None, what: str = "item") -> None:
+def check_item_ids(ids: Tensor, num_items: int | None = None, what: str = "item",
+                   where: Callable[[int], str] | None = None) -> None:
     r"""Raises :class:`ValueError` naming the first entry of :obj:`ids` that
     is not a real item id: ids are :math:`\geq 1` (0 is the padding id) and,
     with :obj:`num_items`, :math:`<` :obj:`num_items`. One reduction is read
@@ -28,6 +31,9 @@ def check_item_ids(ids: Tensor, num_items: int | None = None, what: str = "item"
         num_items (int, optional): the item table size, padding id included.
         what (str, optional): what the ids are, for the message, e.g.
             :obj:`"target"`. (default: :obj:`"item"`)
+        where (callable, optional): says where the offending entry (its
+            index in :obj:`ids` flattened) lies, for the message.
+            (default: its index)
     """
     if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
         raise ValueError(f"{what} ids must be integers, got dtype {ids.dtype}")
@@ -39,10 +45,13 @@ def check_item_ids(ids: Tensor, num_items: int | None = None, what: str = "item"
     flat = ids.reshape(-1)
     bad = flat < 1 if num_items is None else (flat < 1) | (flat >= num_items)
     entry = int(bad.nonzero()[0])
-    if ids.dim() > 1:
-        entry = tuple(int(i) for i in torch.unravel_index(torch.tensor(entry), ids.shape))
-    where = f"entry {entry}"
+    if where is not None:
+        place = where(entry)
+    elif ids.dim() > 1:
+        index = torch.unravel_index(torch.tensor(entry), ids.shape)
+        place = f"entry {tuple(int(i) for i in index)}"
+    else:
+        place = f"entry {entry}"
     bound = "[1, ...)" if num_items is None else f"[1, num_items - 1] = [1, {num_items - 1}]"
-    value = int(ids[entry]) if ids.dim() > 1 else int(flat[entry])
-    raise ValueError(f"{what} id {value} ({where}) is outside {bound}; "
+    raise ValueError(f"{what} id {int(flat[entry])} ({place}) is outside {bound}; "
                      "0 is the padding id")

@@ -163,8 +163,15 @@ class SessionSamples:
         """Raises :class:`ValueError` if a clicked or target id is not a
         real item id (see :func:`~gcsan_pyg.data.item_ids.check_item_ids`)."""
         start, length = self.windows()
-        check_item_ids(self.items[window_positions(start, length)], num_items, "clicked item")
-        check_item_ids(self.target, num_items, "target item")
+        ptr = offsets(length)
+
+        def where(entry: int) -> str:  # an entry of the prefixes laid end to end
+            sample = int(torch.searchsorted(ptr, torch.tensor(entry), right=True)) - 1
+            return f"sample {sample}, position {entry - int(ptr[sample])} of its prefix"
+
+        check_item_ids(self.items[window_positions(start, length)], num_items, "clicked item",
+                       where)
+        check_item_ids(self.target, num_items, "target item", lambda entry: f"sample {entry}")
 
     def to(self, device: torch.device | str) -> SessionSamples:
         return SessionSamples(*(t.to(device) for t in (self.items, self.start, self.length,

@@ -59,9 +59,13 @@ class RecBoleInterDataset(SessionDataset):
         time_field: str | None = "timestamp",
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("valid_fraction") is not None:
+            raise ValueError("RecBoleInterDataset takes no 'valid_fraction': leave-one-out "
+                             "fixes its valid split (each user's second to last target)")
+        kwargs["valid_fraction"] = None
         self.path = Path(path)
         self.fields = (user_field, item_field, time_field)
-        super().__init__(root, split, valid_fraction=None, **kwargs)
+        super().__init__(root, split, **kwargs)
 
     def source_files(self) -> list[Path]:
         return [self.path]

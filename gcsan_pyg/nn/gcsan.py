@@ -144,7 +144,10 @@ class GCSAN(nn.Module):
         self.popularity_exponent = popularity_exponent
         self.in_batch_negatives = in_batch_negatives
 
-        self.item_embedding = nn.Embedding(num_items, hidden_channels, padding_idx=0)
+        # Sampled softmax: the table's gradient is sparse, which the module says
+        # (DistributedDataParallel reads it to reduce sparse gradients).
+        self.item_embedding = nn.Embedding(num_items, hidden_channels, padding_idx=0,
+                                           sparse=loss_type == "sampled")
         self.gnn = SessionGatedConv(hidden_channels, num_steps=num_steps)
         self.encoder = SelfAttentionEncoder(
             num_layers,
