@@ -33,3 +33,17 @@ def shared_data() -> Path:
 def shared_fixtures() -> Path:
     """``../shared/fixtures``; skips where absent, fails when ``CI=true``."""
     return _shared_dir("fixtures")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Many tiny vectorised calls: on a busy machine every parallel torch op waits
+    for a free core (milliseconds each), so modules of such tests run
+    single-threaded (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``).
+    The results of these integer ops do not depend on the thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_readers import RECBOLE_INTER  # a .inter file out of time order, with ties
 
 from gcsan_pyg.cli import main
 from gcsan_pyg.cli.main import COMMANDS
@@ -500,19 +501,7 @@ def test_recbole_import_then_recommend_gives_recboles_scores(shared_fixtures, tm
 # A .inter file out of time order, with ties (see test_datasets.py for the
 # numbering this gives, by RecBole's rules): item ids B=1 C=2 A=3 D=4 E=5 F=6,
 # then G01..G20 = 7..26; u2 clicks F B D A, u1 D A B C F, u9 G01 .. G20.
-TOY_INTER = (
-    "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-    "u2\tB\t1\t1000000010\n"
-    "u1\tC\t1\t5\n"
-    "u1\tA\t1\t3\n"
-    "u2\tD\t1\t1000000000\n"
-    "u1\tB\t1\t3\n"
-    "u3\tE\t1\t7\n"
-    "u1\tD\t1\t1\n"
-    "u2\tA\t1\t1000000064\n"
-    "u1\tF\t1\t9\n"
-    "u2\tF\t1\t999999000\n"
-) + "".join(f"u9\tG{j:02d}\t1\t{100 + j}\n" for j in range(1, 21))
+TOY_INTER = RECBOLE_INTER + "".join(f"u9\tG{j:02d}\t1\t{100 + j}\n" for j in range(1, 21))
 # The test samples with MAX_ITEM_LIST_LENGTH = 2, derived by hand: (prefix, target).
 TOY_TEST = [([1, 4], 3), ([1, 2], 6), ([24, 25], 26)]
 TOY_TEST_FULL = [([6, 1, 4], 3), ([4, 3, 1, 2], 6), (list(range(7, 26)), 26)]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_samples import augment  # the written-out SR-GNN augmentation
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
@@ -29,22 +30,7 @@ SAMPLE = ("sample_diginetica", "srgnn_processed")
 GRAPH_KEYS = ("x", "edge_index", "alias", "y")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Many tiny vectorised calls: on a busy machine every parallel torch op waits
-    for a free core (milliseconds each), so these tests run single-threaded. The
-    results of these integer ops do not depend on the thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _augment(sessions, min_prefix_length=1):
-    """SR-GNN's sequence splitting, written out: per session s and i = 1 .. len(s) - 1,
-    in order, the sample (s[:-i], s[-i]), if the prefix is long enough."""
-    return [(s[:-i], s[-i]) for s in sessions for i in range(1, len(s))
-            if len(s) - i >= min_prefix_length]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pairs(dataset_or_samples) -> list[tuple[list[int], int]]:
@@ -113,7 +99,7 @@ def test_srgnn_text_sample(shared_data, tmp_path):
     folder = shared_data.joinpath(*SAMPLE)
     sessions = read_sessions(folder / "train_sessions.txt")
     train = SRGNNTextDataset(tmp_path, folder, "train", valid_fraction=0.0)
-    expected = _augment(sessions)
+    expected = augment(sessions)
     assert len(train) == 1205 and train.num_items == 310 and train.item_ids is None
     assert _pairs(train) == expected
     test = SRGNNTextDataset(tmp_path, folder, "test", valid_fraction=0.0)
@@ -124,8 +110,8 @@ def test_srgnn_text_sample(shared_data, tmp_path):
     # Default: the last 10% of the training sessions (46 of 469, rounded down) are valid.
     tr = SRGNNTextDataset(tmp_path, folder, "train")
     va = SRGNNTextDataset(tmp_path, folder, "valid")
-    assert _pairs(tr) == _augment(sessions[:423])
-    assert _pairs(va) == _augment(sessions[423:])
+    assert _pairs(tr) == augment(sessions[:423])
+    assert _pairs(va) == augment(sessions[423:])
     stats = va.statistics()
     assert stats == tr.statistics()
     assert stats["num_items"] == 310
@@ -151,8 +137,8 @@ def test_valid_is_the_last_fraction_of_training_sessions(shared_data, tmp_path, 
     assert _unflat(held.items, held.session_ptr) == sessions[cut:]
     assert _unflat(train.splits["train"].items, train.splits["train"].session_ptr) \
         == sessions[:cut]
-    assert _pairs(valid) == _pairs(held) == _augment(sessions[cut:])
-    assert _pairs(train) == _augment(sessions[:cut])
+    assert _pairs(valid) == _pairs(held) == augment(sessions[cut:])
+    assert _pairs(train) == augment(sessions[:cut])
     # No sample in both: every training window ends before the first valid one starts.
     assert train.samples.items is held.samples.items  # windows over one copy of the clicks
     boundary = int(train.splits["train"].session_ptr[-1])
@@ -166,8 +152,8 @@ def test_min_prefix_length_applies_to_train_and_valid_only(shared_data, tmp_path
     sessions = read_sessions(folder / "train_sessions.txt")
     splits = {s: SRGNNTextDataset(tmp_path, folder, s, min_prefix_length=2)
               for s in ("train", "valid", "test")}
-    assert _pairs(splits["train"]) == _augment(sessions[:423], 2)
-    assert _pairs(splits["valid"]) == _augment(sessions[423:], 2)
+    assert _pairs(splits["train"]) == augment(sessions[:423], 2)
+    assert _pairs(splits["valid"]) == augment(sessions[423:], 2)
     assert _pairs(splits["test"]) == _pairs(read_samples(folder / "test.tsv"))
     assert int(splits["test"].samples.length.min()) == 1
     assert len(_data_files(tmp_path)) == 1
@@ -181,7 +167,7 @@ def test_min_prefix_length_applies_to_train_and_valid_only(shared_data, tmp_path
 def test_items_are_session_graphs(shared_data, tmp_path):
     folder = shared_data.joinpath(*SAMPLE)
     train = SRGNNTextDataset(tmp_path, folder, "train", valid_fraction=0.0)
-    expected = _augment(read_sessions(folder / "train_sessions.txt"))
+    expected = augment(read_sessions(folder / "train_sessions.txt"))
     for i in (0, 7, len(train) - 1):
         graph, reference = train[i], session_to_graph(*expected[i])
         for key in GRAPH_KEYS:
@@ -243,7 +229,7 @@ def test_one_cache_file_whatever_valid_fraction_or_min_prefix_length(tmp_path, m
         _same_split(tests[0], other)
     # Sessions 1,2,3 / 2,3 / 3,4,1 / 4,2: the valid split and the shortest prefix vary.
     by = {(d.valid_fraction, d.min_prefix_length, d.split): _pairs(d) for d in loaded}
-    assert by[0.25, 1, "train"] == _augment([[1, 2, 3], [2, 3], [3, 4, 1]])
+    assert by[0.25, 1, "train"] == augment([[1, 2, 3], [2, 3], [3, 4, 1]])
     assert by[0.25, 1, "valid"] == [([4], 2)]
     assert by[0.5, 2, "train"] == [([1, 2], 3)]
     assert by[0.5, 2, "valid"] == [([3, 4], 1)]

@@ -32,15 +32,7 @@ FUZZ = settings(max_examples=250, deadline=None, database=None,
 FUZZ_SAMPLES = settings(FUZZ, max_examples=80)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Many tiny vectorised calls: on a busy machine every parallel torch op waits
-    for a free core (milliseconds each), so these tests run single-threaded. The
-    results of these integer ops do not depend on the thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Item ids around every edge: negative, zero, small, near 2**62, int64's end and beyond.
 ids = st.one_of(

@@ -231,7 +231,7 @@ def test_a_repeated_signal_acts_at_once():
     trainer = Trainer(GCSAN(30, hidden_channels=8), TrainConfig(progress=False))
     with SignalCatcher(trainer) as catcher:
         signal.raise_signal(signal.SIGINT)  # first: only noted
-        assert trainer._signal == signal.SIGINT
+        assert trainer.stop_signal == signal.SIGINT
         signal.raise_signal(signal.SIGINT)  # at once again: still only noted
         catcher.first[signal.SIGINT] -= 2.0  # as if the first came 2 s ago
         with pytest.raises(KeyboardInterrupt):

@@ -22,15 +22,7 @@ PROPERTY = settings(max_examples=50, deadline=None, database=None,
 SESSIONS = [[5, 3, 5, 7], [2, 2, 2], [9, 1], [8], [4, 6, 4, 6, 4, 8, 1], [3, 3]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Many tiny vectorised calls: on a busy machine every parallel torch op waits
-    for a free core (milliseconds each), so these tests run single-threaded. The
-    results of these integer ops do not depend on the thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Written-out references -----------------------------------------------------------------

@@ -53,7 +53,7 @@ class SignalCatcher:
             signal.raise_signal(signum)
             return
         self.first.setdefault(signum, now)
-        self.trainer._signal = self.trainer._signal or signum
+        self.trainer.stop_signal = self.trainer.stop_signal or signum
 
     def _restore(self, signum: int) -> None:
         previous = self.previous.get(signum)

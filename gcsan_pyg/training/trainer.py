@@ -83,7 +83,7 @@ class Trainer:
         self.state = TrainState()
         self._best_weights: dict[str, torch.Tensor] | None = None
         self._loss_module: Callable[..., Tensor] | None = None
-        self._signal: int | None = None
+        self.stop_signal: int | None = None  # the signal that asked to stop, if any
         self.compiled = compile_model(model, self.device) if config.compile else False
 
     @property
@@ -114,14 +114,14 @@ class Trainer:
                 after the last finished step.
         """
         config, info = self.config, self.dist
-        if self.model.loss_type == "sampled":  # the sampler's popularity: training targets
-            self.model.set_item_counts(
-                torch.bincount(train.target, minlength=self.model.num_items).to(self.device))
-        loader = SessionBatchLoader(
+        loader = SessionBatchLoader(  # checks every id of the samples
             train, config.batch_size, shuffle=True, seed=config.seed,
             max_length=config.max_length, device=self.device, num_items=self.model.num_items,
             num_replicas=info.world_size, rank=info.rank,
         )
+        if self.model.loss_type == "sampled":  # the sampler's popularity: training targets
+            self.model.set_item_counts(
+                torch.bincount(train.target, minlength=self.model.num_items).to(self.device))
         if self.state.epoch == 0 and not self.state.history and self.state.step == 0:
             torch.manual_seed(config.seed + info.rank)
         catcher = SignalCatcher(self) if config.handle_signals else contextlib.nullcontext()
@@ -223,18 +223,18 @@ class Trainer:
         they stop after the same step)."""
         if not self.config.handle_signals:
             return False
-        signum = self._signal or 0
+        signum = self.stop_signal or 0
         if self.dist.enabled:
             flag = torch.tensor([signum], dtype=torch.long, device=self.device)
             signum = int(distributed.all_reduce(flag, "max"))
-            self._signal = signum or None
+            self.stop_signal = signum or None
         return signum != 0
 
     def _interrupted(self) -> TrainingInterrupted:
         saved = self.checkpoint_dir / "last.pt" if self.checkpoint_dir is not None else None
         if saved is not None and not saved.is_file() and self.dist.is_main:
             saved = None
-        error = TrainingInterrupted(self._signal or signal.SIGTERM, self.state.epoch,
+        error = TrainingInterrupted(self.stop_signal or signal.SIGTERM, self.state.epoch,
                                     self.state.step, saved)
         if self.dist.is_main:
             log.warning("%s", error)
