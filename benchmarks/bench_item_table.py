@@ -28,7 +28,7 @@ import torch
 
 NAME = "item_table"
 SIZES = [43_098, 250_000, 1_000_000, 5_000_000]
-QUICK_SIZES = [43_098, 200_000]
+QUICK_SIZES = [43_098, 100_000]
 # The previous fused op holds [B, N] float32 logits: skipped past this size.
 FUSED_MAX_BYTES = 4 * 2**30
 LOSSES = {
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     threads = C.setup_threads(args.threads)
     env = C.environment(argv, "bench_item_table.py")
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
-    batch_sizes = args.batch_sizes or ([16] if args.quick else [100, 512])
+    batch_sizes = args.batch_sizes or ([100] if args.quick else [100, 512])
     data_dir = str(C.data_dir(args.data_dir))
     base = {"threads": threads, "data_dir": data_dir, "min_calls": 1 if args.quick else 3,
             "max_calls": 2 if args.quick else 20, "min_seconds": 0.0 if args.quick else 2.0}
