@@ -17,6 +17,11 @@ was looked at:
    epochs and is evaluated once on the test split. This is one
    ``gcsan-pyg train`` command, recorded in the result.
 
+A finished run is kept: rerunning the script reuses a run folder whose
+``results.json`` is the same command with the config's current values (the
+result says which runs were reused and each run's git commit), so a search
+that stopped after validation resumes with the final run.
+
 The result, ``benchmarks/results/accuracy_<dataset>[_seed<s>].json``, holds
 the git commit, both commands, the config, the package versions, the
 threads, the validation metrics per epoch, the final test Hit/MRR/NDCG@{10,20}
@@ -29,7 +34,6 @@ import io
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +72,33 @@ SPLIT_NOTES = {
 }
 
 
-def _train(argv: list[str]) -> dict[str, Any]:
-    """One ``gcsan-pyg train`` run; its ``results.json``."""
+def _same_run(results: dict[str, Any], argv: list[str], config: dict[str, Any]) -> bool:
+    """Whether a finished run's ``results.json`` is the run ``argv`` asks for:
+    the same command up to where its folders lie (a path compares by its last
+    component), trained with the config's current values."""
+    def tokens(args: list[str]) -> list[str]:
+        return [Path(arg).name if os.path.isabs(arg) else arg for arg in args]
+
+    if tokens(results["command"].split()[2:]) != tokens(argv):
+        return False
+    given = {arg[2:].replace("-", "_") for arg in argv if arg.startswith("--")}
+    settings = {**results["train_config"], **results["hparams"]}
+    return all(settings[key] == value for key, value in config.items()
+               if key in settings and key not in given)
+
+
+def _train(argv: list[str], config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """One ``gcsan-pyg train`` run: its ``results.json`` and whether it was
+    reused, a finished run of the same command being kept (so a search that
+    stopped after validation resumes with the final run)."""
     out = Path(argv[argv.index("--out") + 1])
+    path = out / "results.json"
+    if path.is_file() and _same_run(json.loads(path.read_text(encoding="utf-8")), argv, config):
+        return json.loads(path.read_text(encoding="utf-8")), True
     code = cli_main(["train", *argv])
     if code:
         raise SystemExit(f"gcsan-pyg train {' '.join(argv)} failed with status {code}")
-    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return json.loads(path.read_text(encoding="utf-8")), False
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -100,18 +124,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:  # a smoke test: tiny model, two epochs
         common += ["--hidden-channels", "16", "--inner-channels", "32", "--epochs", "2"]
 
-    start = time.perf_counter()
     valid_argv = [*common, "--valid-fraction", str(VALID_FRACTION), "--skip-test",
                   "--out", str(runs / "valid")]
     with contextlib.redirect_stdout(io.StringIO()):
-        validation = _train(valid_argv)
-    valid_seconds = time.perf_counter() - start
+        validation, valid_reused = _train(valid_argv, config)
     best_epoch = validation["best_epoch"]
     final_argv = [*common, "--valid-fraction", "0", "--epochs", str(best_epoch),
                   "--patience", "0", "--out", str(runs / "final")]
-    start = time.perf_counter()
-    final = _train(final_argv)
-    final_seconds = time.perf_counter() - start
+    final, final_reused = _train(final_argv, config)
 
     payload = {
         "benchmark": f"{NAME}_{tag}",
@@ -122,13 +142,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "config": config,
         "seed": seed,
         "quick": args.quick,
-        "protocol": __doc__.split("\n\n", 2)[2].split("\n\nThe result")[0],
+        "protocol": __doc__.split("\n\n", 2)[2].split("\n\nA finished run")[0],
         "validation": {
             "command": "gcsan-pyg train " + " ".join(_relative(valid_argv)),
             "valid_fraction": VALID_FRACTION,
             "history": validation["history"],
             "best_epoch": best_epoch,
-            "wall_seconds": round(valid_seconds, 1),
+            "wall_seconds": validation["wall_seconds"],
+            "git": validation["git"],
+            "reused": valid_reused,
         },
         "final": {
             "command": "gcsan-pyg train " + " ".join(_relative(final_argv)),
@@ -136,7 +158,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "history": final["history"],
             "test": final["test"],
             "popularity_test": final["popularity_test"],
-            "wall_seconds": round(final_seconds, 1),
+            "wall_seconds": final["wall_seconds"],
+            "git": final["git"],
+            "reused": final_reused,
         },
         "published": PUBLISHED[args.dataset],
     }

@@ -167,6 +167,30 @@ def test_accuracy_protocol_on_the_sample_data(shared_data, tmp_path):
     valid_run = json.loads((tmp_path / "runs" / "diginetica" / "valid" / "results.json")
                            .read_text())
     assert valid_run["test"] is None and valid_run["samples"]["valid"] > 0
+    assert not validation["reused"] and not final["reused"]
+
+    # A rerun keeps both finished runs; a changed config value trains again.
+    accuracy = [sys.executable, str(REPO / "benchmarks" / "accuracy.py"), "--dataset",
+                "diginetica", "--quick", "--runs", str(tmp_path / "runs"), *common]
+    subprocess.run(accuracy, cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
+    rerun = json.loads((out / "accuracy_diginetica.json").read_text())
+    assert rerun["validation"]["reused"] and rerun["final"]["reused"]
+    assert rerun["final"]["test"] == final["test"]
+    spec = importlib.util.spec_from_file_location("accuracy", REPO / "benchmarks" / "accuracy.py")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    final_run = json.loads((tmp_path / "runs" / "diginetica" / "final" / "results.json")
+                           .read_text())
+    argv = final_run["command"].split()[2:]
+    assert module._same_run(final_run, argv, payload["config"])
+    assert not module._same_run(final_run, argv, {**payload["config"], "lr": 0.5})
+    epochs = argv.index("--epochs") + 1
+    longer = [*argv[:epochs], str(int(argv[epochs]) + 1), *argv[epochs + 1:]]
+    assert not module._same_run(final_run, longer, payload["config"])
 
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "sampled_accuracy.py"),
                     "--exact", str(out / "accuracy_diginetica.json"), "--variants",
