@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import sys
 from pathlib import Path
@@ -40,8 +39,7 @@ from typing import Any
 import _common as C
 import torch
 import yaml
-
-from gcsan_pyg.cli import main as cli_main
+from _runs import train_or_reuse
 
 NAME = "accuracy"
 CONFIGS = C.BENCH_DIR / "configs"
@@ -72,35 +70,6 @@ SPLIT_NOTES = {
 }
 
 
-def _same_run(results: dict[str, Any], argv: list[str], config: dict[str, Any]) -> bool:
-    """Whether a finished run's ``results.json`` is the run ``argv`` asks for:
-    the same command up to where its folders lie (a path compares by its last
-    component), trained with the config's current values."""
-    def tokens(args: list[str]) -> list[str]:
-        return [Path(arg).name if os.path.isabs(arg) else arg for arg in args]
-
-    if tokens(results["command"].split()[2:]) != tokens(argv):
-        return False
-    given = {arg[2:].replace("-", "_") for arg in argv if arg.startswith("--")}
-    settings = {**results["train_config"], **results["hparams"]}
-    return all(settings[key] == value for key, value in config.items()
-               if key in settings and key not in given)
-
-
-def _train(argv: list[str], config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """One ``gcsan-pyg train`` run: its ``results.json`` and whether it was
-    reused, a finished run of the same command being kept (so a search that
-    stopped after validation resumes with the final run)."""
-    out = Path(argv[argv.index("--out") + 1])
-    path = out / "results.json"
-    if path.is_file() and _same_run(json.loads(path.read_text(encoding="utf-8")), argv, config):
-        return json.loads(path.read_text(encoding="utf-8")), True
-    code = cli_main(["train", *argv])
-    if code:
-        raise SystemExit(f"gcsan-pyg train {' '.join(argv)} failed with status {code}")
-    return json.loads(path.read_text(encoding="utf-8")), False
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = C.base_parser(__doc__.split("\n\n", 1)[0])
     parser.add_argument("--dataset", required=True, choices=DATASETS)
@@ -127,11 +96,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     valid_argv = [*common, "--valid-fraction", str(VALID_FRACTION), "--skip-test",
                   "--out", str(runs / "valid")]
     with contextlib.redirect_stdout(io.StringIO()):
-        validation, valid_reused = _train(valid_argv, config)
+        validation, valid_reused = train_or_reuse(valid_argv, config)
     best_epoch = validation["best_epoch"]
     final_argv = [*common, "--valid-fraction", "0", "--epochs", str(best_epoch),
                   "--patience", "0", "--out", str(runs / "final")]
-    final, final_reused = _train(final_argv, config)
+    final, final_reused = train_or_reuse(final_argv, config)
 
     payload = {
         "benchmark": f"{NAME}_{tag}",

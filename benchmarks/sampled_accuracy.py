@@ -6,19 +6,18 @@ epoch time, trained the same way.
 Every variant runs the final run of ``benchmarks/accuracy.py --dataset
 diginetica`` (its config, its number of epochs, all training sessions,
 seed) with ``--loss-type sampled``, and is compared with that run's exact
-cross-entropy, read from ``accuracy_diginetica.json``.
+cross-entropy, read from ``accuracy_diginetica.json``. A finished variant
+run is kept (see ``_runs.py``).
 """
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import _common as C
-
-from gcsan_pyg.cli import main as cli_main
+from _runs import train_or_reuse
 
 NAME = "sampled_accuracy"
 VARIANTS = ["8192:popularity", "1024:popularity", "8192:uniform", "1024:uniform"]
@@ -60,10 +59,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "--negative-sampler", sampler, "--root", str(args.root), "--threads",
                     str(threads), "--out", str(out)]
         print(f"  {variant}", flush=True)
-        start = time.perf_counter()
-        if cli_main(["train", *argv_run]):
-            raise SystemExit(f"gcsan-pyg train {' '.join(argv_run)} failed")
-        run = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        run, reused = train_or_reuse(argv_run, exact["config"])
         row = {
             "num_negatives": int(negatives),
             "negative_sampler": sampler,
@@ -71,7 +67,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "test": run["test"],
             "history": run["history"],
             "epoch_seconds": _epoch_seconds(run["history"]),
-            "wall_seconds": round(time.perf_counter() - start, 1),
+            "wall_seconds": run["wall_seconds"],
+            "git": run["git"],
+            "reused": reused,
         }
         row["epoch_speedup_vs_exact"] = exact_row["epoch_seconds"] / row["epoch_seconds"]
         row["hit20_minus_exact"] = row["test"]["Hit@20"] - exact_row["test"]["Hit@20"]

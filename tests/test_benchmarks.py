@@ -176,7 +176,7 @@ def test_accuracy_protocol_on_the_sample_data(shared_data, tmp_path):
     rerun = json.loads((out / "accuracy_diginetica.json").read_text())
     assert rerun["validation"]["reused"] and rerun["final"]["reused"]
     assert rerun["final"]["test"] == final["test"]
-    spec = importlib.util.spec_from_file_location("accuracy", REPO / "benchmarks" / "accuracy.py")
+    spec = importlib.util.spec_from_file_location("runs", REPO / "benchmarks" / "_runs.py")
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         module = importlib.util.module_from_spec(spec)
@@ -186,11 +186,11 @@ def test_accuracy_protocol_on_the_sample_data(shared_data, tmp_path):
     final_run = json.loads((tmp_path / "runs" / "diginetica" / "final" / "results.json")
                            .read_text())
     argv = final_run["command"].split()[2:]
-    assert module._same_run(final_run, argv, payload["config"])
-    assert not module._same_run(final_run, argv, {**payload["config"], "lr": 0.5})
+    assert module.same_run(final_run, argv, payload["config"])
+    assert not module.same_run(final_run, argv, {**payload["config"], "lr": 0.5})
     epochs = argv.index("--epochs") + 1
     longer = [*argv[:epochs], str(int(argv[epochs]) + 1), *argv[epochs + 1:]]
-    assert not module._same_run(final_run, longer, payload["config"])
+    assert not module.same_run(final_run, longer, payload["config"])
 
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "sampled_accuracy.py"),
                     "--exact", str(out / "accuracy_diginetica.json"), "--variants",
