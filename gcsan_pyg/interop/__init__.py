@@ -1,55 +1,6 @@
 """Interoperability with other GC-SAN implementations. All of RecBole's lives
 in :mod:`gcsan_pyg.interop.recbole`; its public names are re-exported here."""
 from gcsan_pyg.interop import recbole
-from gcsan_pyg.interop.recbole import (
-    ALLOWED_GLOBALS,
-    MODEL_NAMES,
-    REQUIRED_HYPERPARAMETERS,
-    TRAIN_NAMES,
-    CheckpointError,
-    CheckpointNotFoundError,
-    RecBoleCheckpoint,
-    UnsafeCheckpointError,
-    check_recbole_keys,
-    export_recbole_checkpoint,
-    gcsan_from_recbole_checkpoint,
-    gcsan_from_recbole_state_dict,
-    load_recbole_checkpoint,
-    load_recbole_state_dict,
-    options_to_recbole,
-    recbole_data_differences,
-    recbole_hyperparameters,
-    recbole_inter_fields,
-    recbole_key_table,
-    recbole_name,
-    recbole_num_layers,
-    recbole_to_options,
-    to_recbole_state_dict,
-)
+from gcsan_pyg.interop.recbole import *  # noqa: F403 (its __all__, re-exported)
 
-__all__ = [
-    "recbole",
-    "ALLOWED_GLOBALS",
-    "CheckpointError",
-    "CheckpointNotFoundError",
-    "UnsafeCheckpointError",
-    "RecBoleCheckpoint",
-    "load_recbole_checkpoint",
-    "gcsan_from_recbole_checkpoint",
-    "export_recbole_checkpoint",
-    "REQUIRED_HYPERPARAMETERS",
-    "recbole_key_table",
-    "recbole_num_layers",
-    "check_recbole_keys",
-    "to_recbole_state_dict",
-    "load_recbole_state_dict",
-    "gcsan_from_recbole_state_dict",
-    "MODEL_NAMES",
-    "TRAIN_NAMES",
-    "recbole_hyperparameters",
-    "recbole_to_options",
-    "options_to_recbole",
-    "recbole_name",
-    "recbole_inter_fields",
-    "recbole_data_differences",
-]
+__all__ = ["recbole", *recbole.__all__]
