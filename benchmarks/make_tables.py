@@ -134,26 +134,32 @@ def accuracy(results: Path) -> str:
     run's own tables."""
     import accuracy as run_accuracy
 
-    runs = [json.loads(path.read_text(encoding="utf-8"))
-            for name in ACCURACY_DATASETS
-            for path in sorted(results.glob(f"accuracy_{name}*.json"))]
-    runs = [run for run in runs if not run.get("quick")]
-    if not runs:
+    runs = {name: [run for run in (json.loads(path.read_text(encoding="utf-8"))
+                                   for path in sorted(results.glob(f"accuracy_{name}*.json")))
+                   if not run.get("quick")]
+            for name in ACCURACY_DATASETS}
+    if not any(runs.values()):
         return ""
     rows = []
-    for run in runs:
-        test, final = run["final"]["test"], run["final"]
-        rows.append([f"{run['dataset']} (seed {run['seed']})", "GC-SAN, gcsan_pyg",
-                     f"{test['Hit@20']:.2f}", f"{test['MRR@20']:.2f}", final["epochs"],
-                     f"{final['wall_seconds'] / 60:.0f}", "this code: `" + final["command"] + "`"])
-        if run["seed"] != run["config"]["seed"]:
-            continue
-        for published in run["published"]:
+    for name, dataset_runs in runs.items():
+        for run in dataset_runs:
+            test, final = run["final"]["test"], run["final"]
+            # The final run's own commit (older files: the script's).
+            commit = (final.get("git") or {}).get("commit") or run["environment"]["git_commit"]
+            rows.append([f"{name} (seed {run['seed']})", "GC-SAN, gcsan_pyg",
+                         f"{test['Hit@20']:.2f}", f"{test['MRR@20']:.2f}", final["epochs"],
+                         f"{final['wall_seconds'] / 60:.0f}",
+                         f"this code at {str(commit)[:7]}: `{final['command']}`"])
+        if not dataset_runs:
+            rows.append([name, "GC-SAN, gcsan_pyg", "not run yet", "-", "-", "-",
+                         f"`python benchmarks/accuracy.py --dataset {name}`"])
+        for published in run_accuracy.PUBLISHED[name]:
             rows.append(["", f"{published['model']}, as published",
                          f"{published['Hit@20']:.2f}", f"{published['MRR@20']:.2f}", "-", "-",
                          published["source"]])
     overview = C.format_table(["data set", "model", "test Hit@20", "test MRR@20", "epochs",
                                "final run min", "source"], rows)
+    runs = [run for dataset_runs in runs.values() for run in dataset_runs]
     return ("### Accuracy\n\n" + overview + "\n\n"
             + "\n\n".join(run_accuracy.render(run) for run in runs))
 
