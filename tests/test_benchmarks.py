@@ -127,8 +127,13 @@ def test_item_table(quick_results):
     payload = _load(quick_results, "item_table")
     kinds = {case["kind"] for case in payload["results"]}
     assert kinds == {"fused exact CE", "chunked exact CE", "sampled CE, S=1k",
-                     "sampled CE, S=8k", "ranking"}
+                     "sampled CE, S=8k", "ranking", "fused and chunked exact CE in turns"}
+    (pair,) = [c for c in payload["results"] if c["kind"].endswith("in turns")]
+    assert len(pair["times_fused_s"]) == len(pair["times_chunked_s"]) == 4
+    assert _positive(pair["median_fused_s"]) and _positive(pair["median_chunked_s"])
     for case in payload["results"]:
+        if case is pair:
+            continue
         assert _positive(case["median_s"]) and _positive(case["peak_rss_bytes"])
         assert case["rss_between_calls_bytes"] <= case["peak_rss_bytes"]
     assert {t["name"].split(",")[0] for t in payload["targets"]} >= {
