@@ -151,6 +151,32 @@ def plot_memory(plt: Any, payload: dict, out: Path) -> list[Path]:
     return [path]
 
 
+def plot_item_table(plt: Any, payload: dict, out: Path) -> list[Path]:
+    # Step time (each loss) and top-20 ranking time against the catalogue size, B = 100.
+    cases = [c for c in payload["results"] if c["batch_size"] == 100 and "median_s" in c]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for kind in dict.fromkeys(c["kind"] for c in cases):
+        series = sorted((c["num_items"], c) for c in cases if c["kind"] == kind)
+        sizes = [n for n, _ in series]
+        axes[0].plot(sizes, [c["median_s"] * 1e3 for _, c in series], marker="o", label=kind)
+        axes[1].plot(sizes, [c["peak_rss_bytes"] / 2**20 for _, c in series], marker="o",
+                     label=kind)
+    for ax, label in zip(axes, ("median time per call (ms)", "peak RSS (MiB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("items in the table (N)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(_title(payload, "Item table: training step per loss and top-20 ranking, "
+                                 "B = 100, hidden 64"))
+    fig.tight_layout()
+    path = out / "item_table_vs_N.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--results", type=Path, default=C.RESULTS_DIR)
@@ -175,6 +201,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     payload = _load(results, "memory")
     if payload:
         paths += plot_memory(plt, payload, results)
+    payload = _load(results, "item_table")
+    if payload:
+        paths += plot_item_table(plt, payload, results)
     for path in paths:
         print(f"wrote {path}")
     return paths
