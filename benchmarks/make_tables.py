@@ -22,6 +22,9 @@ ORDER = [
     ("inference", "bench_inference"),
     ("memory", "bench_memory"),
     ("epoch", "bench_epoch"),
+    # bench_epoch run by an earlier revision (its commit is in the file), to
+    # compare the epoch of this code with that of the code before a change.
+    ("epoch_baseline", "bench_epoch"),
     ("profile", "bench_profile"),
     ("item_table", "bench_item_table"),
     ("data_cache", "bench_data_cache"),
@@ -98,14 +101,18 @@ def summary(payloads: dict[str, dict]) -> str:
         if ratio["peak_step_bytes"] is not None:
             rows.append([f"memory dense/ours, train-step peak, {c['source']} "
                          f"B={c['batch_size']} L=50", ratio["peak_step_bytes"], "-", "-", cmd])
-    epoch = payloads.get("epoch")
-    if epoch is not None:
+    for name in ("epoch", "epoch_baseline"):
+        epoch = payloads.get(name)
+        if epoch is None:
+            continue
         cfg = epoch["config"]
         scope = "full epoch" if cfg["full_epoch"] else f"first {cfg['max_batches']} batches"
         # Files written before bench_epoch's --dense-stacking existed used NumPy stacking.
         stacking = cfg.get("dense_stacking", "numpy")
+        commit = epoch["environment"].get("git_commit")
         rows.append([f"epoch speed-up ours vs dense with {stacking} stacking ({scope}, "
-                     f"B={cfg['batch_size']})",
+                     f"B={cfg['batch_size']}, {cfg['threads']} threads"
+                     + (f", code at {commit[:7]})" if commit else ")"),
                      epoch["speedup_ours_vs_dense"], "-", "-", epoch["environment"]["command"]])
     for name in ("item_table", "sampled_accuracy"):
         payload = payloads.get(name)
