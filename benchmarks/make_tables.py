@@ -153,7 +153,7 @@ def accuracy(results: Path) -> str:
             test, final = run["final"]["test"], run["final"]
             # The final run's own commit (older files: the script's).
             commit = (final.get("git") or {}).get("commit") or run["environment"]["git_commit"]
-            rows.append([f"{name} (seed {run['seed']})", "GC-SAN, gcsan_pyg",
+            rows.append([f"{name} ({run_accuracy.seed_label(run)})", "GC-SAN, gcsan_pyg",
                          f"{test['Hit@20']:.2f}", f"{test['MRR@20']:.2f}", final["epochs"],
                          f"{final['wall_seconds'] / 60:.0f}",
                          f"this code at {str(commit)[:7]}: `{final['command']}`"])

@@ -197,6 +197,17 @@ def test_accuracy_protocol_on_the_sample_data(shared_data, tmp_path):
     longer = [*argv[:epochs], str(int(argv[epochs]) + 1), *argv[epochs + 1:]]
     assert not module.same_run(final_run, longer, payload["config"])
 
+    # A second seed of the final run only: seed 2019's validation is reused.
+    subprocess.run([*accuracy, "--seed", "7", "--validation-seed", "2019"],
+                   cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
+    second = json.loads((out / "accuracy_diginetica_seed7.json").read_text())
+    assert second["seed"] == 7 and second["validation"]["seed"] == 2019
+    assert second["validation"]["reused"] and not second["final"]["reused"]
+    assert second["final"]["epochs"] == validation["best_epoch"]
+    assert "--seed 7 " in second["final"]["command"]
+    assert "--seed 2019 " in second["validation"]["command"]
+    assert (tmp_path / "runs" / "diginetica_seed7" / "final" / "results.json").is_file()
+
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "sampled_accuracy.py"),
                     "--exact", str(out / "accuracy_diginetica.json"), "--variants",
                     "64:uniform", "--runs", str(tmp_path / "sampled"), *common],
