@@ -72,7 +72,9 @@ SPLIT_NOTES = {
     "yoochoose1_64": "SR-GNN's split (most recent 1/64 of training; last day as test)",
     "tmall": "GCE-GNN's / DHCN's split",
     "retailrocket": "the MTD / COTREC-style split of ../shared/data (sessions of length >= 3; "
-                    "test keeps prefixes of length >= 2, 15,132 samples)",
+                    "test keeps prefixes of length >= 2, 15,132 samples); training on "
+                    "prefixes of length >= 2 too (433,648 samples, the config's "
+                    "min_prefix_length: 2), not on every prefix (559,816)",
 }
 
 
