@@ -312,6 +312,29 @@ def test_progress_bars_stay_off_a_log(raw_csv, tmp_path, capsys, caplog):
 # A checkpoint remembers its item ids -------------------------------------------------
 
 
+def test_results_record_the_code_the_run_started_with(raw_csv, tmp_path, monkeypatch,
+                                                     capsys):
+    """A checkout during a long run must not relabel it: the git state is
+    read before training, not when results.json is written."""
+    import gcsan_pyg.cli.train as train_command
+
+    state = {"commit": "before", "dirty": False}
+    monkeypatch.setattr(train_command, "git_state", lambda: dict(state))
+    fit = train_command.Trainer.fit
+
+    def fit_then_check_out(self, *args, **kwargs):
+        result = fit(self, *args, **kwargs)
+        state["commit"] = "checked out during the run"
+        return result
+
+    monkeypatch.setattr(train_command.Trainer, "fit", fit_then_check_out)
+    code, _, _ = run(capsys, "train", raw_csv, "--epochs", "1", "--hidden-channels", "8",
+                     "--quiet", "--root", tmp_path / "cache", "--out", tmp_path / "run")
+    assert code == 0 and state["commit"] == "checked out during the run"
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["git"] == {"commit": "before", "dirty": False}
+
+
 def _click_csv(path, raw_items):
     """40 sessions of 4 clicks over :obj:`raw_items`, every item in training."""
     rows, t = ["session_id,item_id,timestamp"], 0

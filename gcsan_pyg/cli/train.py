@@ -121,6 +121,7 @@ def train(values: dict[str, Any], data_options: dict[str, Any], config: TrainCon
     if not info.is_main:  # one process logs and prints
         log.setLevel(logging.WARNING)
     start = time.perf_counter()
+    code_state = git_state()  # the code this run starts with, whatever is checked out later
     data = values["data"]
     splits = load_splits_rank0_first(data, values.get("root", DEFAULT_ROOT), data_options)
     num_items, item_ids = splits["train"].num_items, splits["train"].item_ids
@@ -161,7 +162,7 @@ def train(values: dict[str, Any], data_options: dict[str, Any], config: TrainCon
     print(f"best epoch {trainer.state.best_epoch}, {seconds:.0f} s; checkpoint: {out / 'best.pt'}")
     summary = {
         "command": command,
-        "git": git_state(),
+        "git": code_state,
         "versions": versions(),
         "data": data,
         "data_options": data_options,
