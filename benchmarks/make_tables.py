@@ -167,6 +167,11 @@ def accuracy(results: Path) -> str:
     overview = C.format_table(["data set", "model", "test Hit@20", "test MRR@20", "epochs",
                                "final run min", "source"], rows)
     runs = [run for dataset_runs in runs.values() for run in dataset_runs]
+    goals = [[f"{run['dataset']} ({run_accuracy.seed_label(run)})", t["name"], str(t["value"]),
+              f"{'>=' if t.get('higher_is_better', True) else '<='} {t['threshold']}",
+              _met(t["met"])] for run in runs for t in run_accuracy.targets(run)]
+    overview += "\n\nTargets:\n\n" + C.format_table(
+        ["data set", "measure", "value", "target", "met"], goals)
     return ("### Accuracy\n\n" + overview + "\n\n"
             + "\n\n".join(run_accuracy.render(run) for run in runs))
 

@@ -275,3 +275,27 @@ def test_time_alternating_samples_consecutive_calls():
     assert summary["calls_per_sample"] == timings.calls_per_sample
     assert set(summary["first_call_median_s"]) == {"fast", "slow"}
     assert "consecutive calls" in common.timing_method(0.003)
+
+
+def test_accuracy_targets_compare_each_figure_with_its_goal():
+    """The README's accuracy targets: test figures against every published
+    figure of the split and the stretch goal; the final run's minutes."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "accuracy_script", REPO / "benchmarks" / "accuracy.py")
+        accuracy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(accuracy)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    payload = {"dataset": "diginetica", "published": accuracy.PUBLISHED["diginetica"],
+               "environment": {"torch_num_threads": 2},
+               "final": {"test": {"Hit@20": 51.0, "MRR@20": 18.6}, "wall_seconds": 46 * 60}}
+    met = {t["name"]: (t["value"], t["met"]) for t in accuracy.targets(payload)}
+    assert met == {
+        "test Hit@20 >= SR-GNN's published": (51.0, True),
+        "test MRR@20 >= SR-GNN's published": (18.6, True),
+        "test Hit@20 >= the stretch goal": (51.0, False),
+        "test MRR@20 >= the stretch goal": (18.6, True),
+        "final run minutes at 2 threads": (46, False),
+    }
