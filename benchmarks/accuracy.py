@@ -67,7 +67,7 @@ PUBLISHED: dict[str, list[dict[str, Any]]] = {
     # figure for this split is quoted, as none could be checked against its source here.
     "retailrocket": [],
 }
-# The stretch goal beyond the published figures (Tmall's is GCE-GNN's, above).
+# Stretch goals beyond the published figures (Tmall's is GCE-GNN's figure, above).
 STRETCH = {"diginetica": {"Hit@20": 52.0, "MRR@20": 18.5}}
 FINAL_RUN_MINUTES = 45
 SPLIT_NOTES = {
@@ -100,9 +100,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seed = config["seed"] if args.seed is None else args.seed
     data = C.data_dir(args.data_dir) / (
         "sample_diginetica/srgnn_processed" if args.quick else args.dataset)
-    tag = args.dataset + ("" if seed == config["seed"] else f"_seed{seed}")
+
+    def run_tag(run_seed: int) -> str:  # the config's own seed keeps the plain name
+        return args.dataset + ("" if run_seed == config["seed"] else f"_seed{run_seed}")
+
+    tag = run_tag(seed)
     valid_seed = seed if args.validation_seed is None else args.validation_seed
-    valid_tag = args.dataset + ("" if valid_seed == config["seed"] else f"_seed{valid_seed}")
 
     def train_argv(run_seed: int) -> list[str]:
         argv = [str(data), "--config", str(config_path), "--root", str(args.root),
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return argv
 
     valid_argv = [*train_argv(valid_seed), "--valid-fraction", str(VALID_FRACTION),
-                  "--skip-test", "--out", str(args.runs / valid_tag / "valid")]
+                  "--skip-test", "--out", str(args.runs / run_tag(valid_seed) / "valid")]
     with contextlib.redirect_stdout(io.StringIO()):
         validation, valid_reused = train_or_reuse(valid_argv, config)
     best_epoch = validation["best_epoch"]
