@@ -28,7 +28,7 @@ from gcsan_pyg.data.readers import (
     read_samples,
     read_sessions,
 )
-from gcsan_pyg.data.synthetic import _zipf_ranks, generate_synthetic_sessions
+from gcsan_pyg.data.synthetic import generate_synthetic_sessions, zipf_ranks
 
 SAMPLE = "sample_diginetica"
 BIG = ["diginetica", "yoochoose1_64", "tmall", "nowplaying", "retailrocket"]
@@ -483,13 +483,13 @@ class _FixedDraws:
 @pytest.mark.parametrize("num", [2, 1000, 10**7])
 def test_zipf_ranks_stay_in_range(exponent, num):
     u = [0.0, 1e-12, 0.5, 1.0 - 2.0**-53]
-    ranks = _zipf_ranks(_FixedDraws(u), exponent, num, (len(u),))
+    ranks = zipf_ranks(_FixedDraws(u), exponent, num, (len(u),))
     assert ranks.dtype == np.int64
     assert ranks.min() >= 0 and ranks.max() <= num - 1
     assert ranks[0] == 0 and np.all(np.diff(ranks) >= 0)  # rank grows with u
     # The continuous law r^-a on [1, num + 1), floored: P(rank < k) = F(k + 1), with
     # F(x) = (x^(1-a) - 1) / ((num + 1)^(1-a) - 1) (log x / log(num + 1) for a = 1).
-    many = _zipf_ranks(np.random.default_rng(0), exponent, num, 20000)
+    many = zipf_ranks(np.random.default_rng(0), exponent, num, 20000)
     assert many.min() >= 0 and many.max() <= num - 1
     for k in {1, max(num // 100, 1), max(num // 10, 1)}:
         if exponent == 1.0:
