@@ -7,6 +7,7 @@ benchmarks/<name>.py``) without installing the package.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -16,8 +17,9 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +379,23 @@ def git_state() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         return {"git_commit": None, "git_dirty": None}
     return {"git_commit": commit, "git_dirty": bool(changes)}
+
+
+@contextlib.contextmanager
+def revision_tree(revision: str) -> Iterator[tuple[Path, str]]:
+    """A temporary git worktree of :obj:`revision` (detached) and its full
+    commit hash, removed on exit: an earlier revision of the code, to run
+    beside this one."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"],
+                            cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tree:
+        subprocess.run(["git", "worktree", "add", "--detach", tree, commit], cwd=REPO,
+                       check=True, capture_output=True)
+        try:
+            yield Path(tree), commit
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=REPO,
+                           capture_output=True)
 
 
 def environment(argv: Sequence[str] | None, script: str) -> dict[str, Any]:

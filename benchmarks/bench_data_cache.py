@@ -10,6 +10,7 @@ to show that they share one cached file.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -68,31 +69,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = args.datasets or (["diginetica"] if args.quick else DATASETS)
     data_dir = C.data_dir(args.data_dir)
     results = []
-    with tempfile.TemporaryDirectory() as tree:
-        baseline = None
-        if args.baseline:
-            subprocess.run(["git", "worktree", "add", "--detach", tree, args.baseline],
-                           cwd=C.REPO, check=True, capture_output=True)
-            baseline = subprocess.run(["git", "rev-parse", args.baseline], cwd=C.REPO,
-                                      check=True, capture_output=True, text=True).stdout.strip()
-        try:
-            for name in names:
-                print(f"  {name}", file=sys.stderr, flush=True)
-                start = time.perf_counter()
-                row: dict[str, Any] = {
-                    "dataset": name,
-                    "ours": _measure(C.REPO, data_dir / name, [0.1, 0.02]),
-                }
-                if baseline:
-                    row["baseline"] = _measure(Path(tree), data_dir / name, [0.1])
-                    row["ratio_baseline_over_ours"] = (row["baseline"]["bytes"]
-                                                       / row["ours"]["bytes"])
-                row["wall_s"] = time.perf_counter() - start
-                results.append(row)
-        finally:
-            if args.baseline:
-                subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=C.REPO,
-                               capture_output=True)
+    tree = C.revision_tree(args.baseline) if args.baseline else contextlib.nullcontext()
+    with tree as revision:
+        baseline = revision[1] if revision else None
+        for name in names:
+            print(f"  {name}", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            row: dict[str, Any] = {
+                "dataset": name,
+                "ours": _measure(C.REPO, data_dir / name, [0.1, 0.02]),
+            }
+            if revision:
+                row["baseline"] = _measure(revision[0], data_dir / name, [0.1])
+                row["ratio_baseline_over_ours"] = (row["baseline"]["bytes"]
+                                                   / row["ours"]["bytes"])
+            row["wall_s"] = time.perf_counter() - start
+            results.append(row)
     total = {"ours": sum(r["ours"]["bytes"] for r in results)}
     if baseline:
         total["baseline"] = sum(r["baseline"]["bytes"] for r in results)

@@ -29,6 +29,7 @@ ORDER = [
     ("item_table", "bench_item_table"),
     ("data_cache", "bench_data_cache"),
     ("sampled_accuracy", "sampled_accuracy"),
+    ("same_training", "same_training"),
 ]
 ACCURACY_DATASETS = ("diginetica", "yoochoose1_64", "tmall", "retailrocket")
 
@@ -122,6 +123,13 @@ def summary(payloads: dict[str, dict]) -> str:
             value = "not measured" if t["value"] is None else t["value"]
             rows.append([t["name"], value, f"{op} {t['threshold']}", met,
                          payload["environment"]["command"]])
+    same = payloads.get("same_training")
+    for row in (same or {}).get("results", []):
+        equal = row["parameters_equal"]
+        rows.append([f"code at {row['revision'][:7]} ({row['loss']}; "
+                     f"{', '.join(row['result_files']) or 'no result file'}) trains as this "
+                     "code", "equal" if equal else f"{len(row['differing'])} tensors differ",
+                     "bit for bit", _met(equal), same["environment"]["command"]])
     cache = payloads.get("data_cache")
     if cache is not None and "baseline" in cache["total_bytes"]:
         total = cache["total_bytes"]

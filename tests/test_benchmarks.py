@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED = ["graph_construction", "train_step", "inference", "memory", "profile", "epoch",
@@ -299,3 +301,33 @@ def test_accuracy_targets_compare_each_figure_with_its_goal():
         "test MRR@20 >= the stretch goal": (18.6, True),
         "final run minutes at 2 threads": (46, False),
     }
+
+
+def test_same_training_compares_revisions_bit_for_bit(shared_data, tmp_path):
+    """same_training.py --quick trains HEAD from a git worktree beside this
+    code and finds the parameters equal; one parameter one ulp off is found."""
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True).returncode:
+        pytest.skip("not a git checkout: there is no earlier revision to compare with")
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "same_training.py"), "--quick",
+                    "--data-dir", str(shared_data), "--out", str(tmp_path)],
+                   cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
+    payload = json.loads((tmp_path / "same_training.json").read_text())
+    (row,) = payload["results"]
+    assert row["parameters_equal"] and row["max_abs_diff"] == 0 and row["test_equal"]
+    assert payload["targets"][0]["met"] and "--seed 2019" in payload["config"]["command"]
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "same_training_script", REPO / "benchmarks" / "same_training.py")
+        same_training = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(same_training)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    weights = {"a": torch.randn(3, 4), "b": torch.randn(5)}
+    nudged = {**weights, "b": weights["b"].clone()}
+    nudged["b"][2] = torch.nextafter(nudged["b"][2], torch.tensor(math.inf))
+    result = same_training.compare(weights, nudged)
+    assert not result["parameters_equal"] and result["differing"] == ["b"]
+    assert 0 < result["max_abs_diff"] < 1e-6
+    assert same_training.compare(weights, dict(weights))["parameters_equal"]
