@@ -32,6 +32,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from gcsan_pyg.cli import provenance  # noqa: E402
 from gcsan_pyg.data import SessionSamples, SessionSplit, read_samples  # noqa: E402
 
 DIGINETICA_NUM_ITEMS = 43_098  # max item id 43,097 + the padding id 0
@@ -368,17 +369,8 @@ def _relative(arg: str) -> str:
 def git_state() -> dict[str, Any]:
     """The commit of the code that ran, and whether tracked files other than
     the results differed from it (``git_dirty``); :obj:`None` outside git."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        changes = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                      ":(exclude)benchmarks/results")
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_commit": None, "git_dirty": None}
-    return {"git_commit": commit, "git_dirty": bool(changes)}
+    state = provenance.git_state(REPO)
+    return {"git_commit": state["commit"], "git_dirty": state["dirty"]}
 
 
 @contextlib.contextmanager

@@ -335,6 +335,37 @@ def test_results_record_the_code_the_run_started_with(raw_csv, tmp_path, monkeyp
     assert results["git"] == {"commit": "before", "dirty": False}
 
 
+def test_git_state_counts_code_not_benchmark_results(tmp_path):
+    """A run is recorded as dirty when tracked code differs from the commit,
+    not when only a benchmark result file does; outside git, both unknown."""
+    from gcsan_pyg.cli.provenance import git_state
+
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "benchmarks" / "results").mkdir(parents=True)
+    (repo / "pkg" / "code.py").write_text("x = 1\n")
+    (repo / "benchmarks" / "results" / "run.json").write_text("{}\n")
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.email=ci@example.org", "-c", "user.name=ci",
+                               *args], cwd=repo, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    try:
+        git("init", "-q")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git is not usable here")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    assert git_state(repo / "pkg") == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    (repo / "benchmarks" / "results" / "run.json").write_text('{"hit": 1}\n')
+    assert git_state(repo / "pkg")["dirty"] is False
+    (repo / "pkg" / "code.py").write_text("x = 2\n")
+    assert git_state(repo / "pkg")["dirty"] is True
+    (tmp_path / "plain").mkdir()
+    assert git_state(tmp_path / "plain") == {"commit": None, "dirty": None}
+
+
 def _click_csv(path, raw_items):
     """40 sessions of 4 clicks over :obj:`raw_items`, every item in training."""
     rows, t = ["session_id,item_id,timestamp"], 0

@@ -14,14 +14,14 @@ import torch_geometric
 import gcsan_pyg
 
 
-def _git(*args: str) -> str | None:
-    """The output of a read-only git command in the package's folder, or
-    :obj:`None` (no git, or the package is not in a git work tree)."""
+def _git(folder: Path, *args: str) -> str | None:
+    """The output of a read-only git command in :obj:`folder`, or
+    :obj:`None` (no git, or the folder is not in a git work tree)."""
     try:
         result = subprocess.run(
             # --no-optional-locks: `git status` must not rewrite the index of a
             # tree that someone else may be using.
-            ["git", "--no-optional-locks", *args], cwd=Path(gcsan_pyg.__file__).parent,
+            ["git", "--no-optional-locks", *args], cwd=folder,
             capture_output=True, text=True, timeout=30, check=True,
         )
     except (OSError, subprocess.SubprocessError):
@@ -29,14 +29,27 @@ def _git(*args: str) -> str | None:
     return result.stdout
 
 
-def git_state() -> dict[str, Any]:
-    r"""The commit the package's source tree is at and whether tracked files
-    differ from it: :obj:`{"commit": sha, "dirty": bool}`, both :obj:`None`
-    outside a git work tree (an installed wheel)."""
-    commit = _git("rev-parse", "HEAD")
+#: Result files a benchmark writes into the work tree: they describe runs,
+#: they are not the code that ran, so a changed one does not make it dirty.
+RESULTS_PATHSPEC = ":(top,exclude)benchmarks/results"
+
+
+def git_state(folder: str | Path | None = None) -> dict[str, Any]:
+    r"""The commit the source tree is at and whether tracked files other
+    than the benchmark results differ from it: :obj:`{"commit": sha,
+    "dirty": bool}`, both :obj:`None` outside a git work tree (an installed
+    wheel).
+
+    Args:
+        folder (str or Path, optional): a folder of the work tree.
+            (default: the package's own)
+    """
+    folder = Path(gcsan_pyg.__file__).parent if folder is None else Path(folder)
+    commit = _git(folder, "rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None}
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                  RESULTS_PATHSPEC)
     return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
 
 
