@@ -183,13 +183,7 @@ def test_accuracy_protocol_on_the_sample_data(shared_data, tmp_path):
     rerun = json.loads((out / "accuracy_diginetica.json").read_text())
     assert rerun["validation"]["reused"] and rerun["final"]["reused"]
     assert rerun["final"]["test"] == final["test"]
-    spec = importlib.util.spec_from_file_location("runs", REPO / "benchmarks" / "_runs.py")
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    module = _script("_runs")
     final_run = json.loads((tmp_path / "runs" / "diginetica" / "final" / "results.json")
                            .read_text())
     argv = final_run["command"].split()[2:]
@@ -231,17 +225,23 @@ def test_tables_and_plots(quick_results):
             assert (quick_results / png).stat().st_size > 1000, png
 
 
-def _benchmarks_common():
-    spec = importlib.util.spec_from_file_location(
-        "bench_common", REPO / "benchmarks" / "_common.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+def _script(name: str):
+    """``benchmarks/<name>.py`` as a module; the scripts import their
+    siblings, so the folder is on the path while it loads."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                      REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
     return module
 
 
 def test_time_alternating_samples_consecutive_calls():
-    common = _benchmarks_common()
+    common = _script("_common")
     calls = {"fast": 0, "slow": 0}
     order = []
 
@@ -282,14 +282,7 @@ def test_time_alternating_samples_consecutive_calls():
 def test_accuracy_targets_compare_each_figure_with_its_goal():
     """The README's accuracy targets: test figures against every published
     figure of the split and the stretch goal; the final run's minutes."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "accuracy_script", REPO / "benchmarks" / "accuracy.py")
-        accuracy = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(accuracy)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    accuracy = _script("accuracy")
     payload = {"dataset": "diginetica", "published": accuracy.PUBLISHED["diginetica"],
                "environment": {"torch_num_threads": 2},
                "final": {"test": {"Hit@20": 51.0, "MRR@20": 18.6}, "wall_seconds": 46 * 60}}
@@ -316,14 +309,7 @@ def test_same_training_compares_revisions_bit_for_bit(shared_data, tmp_path):
     assert row["parameters_equal"] and row["max_abs_diff"] == 0 and row["test_equal"]
     assert payload["targets"][0]["met"] and "--seed 2019" in payload["config"]["command"]
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "same_training_script", REPO / "benchmarks" / "same_training.py")
-        same_training = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(same_training)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    same_training = _script("same_training")
     weights = {"a": torch.randn(3, 4), "b": torch.randn(5)}
     nudged = {**weights, "b": weights["b"].clone()}
     nudged["b"][2] = torch.nextafter(nudged["b"][2], torch.tensor(math.inf))
