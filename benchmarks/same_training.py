@@ -70,7 +70,7 @@ def _subset(source: Path, out: Path, sessions: int, test_samples: int) -> Path:
     return out
 
 
-def _train(code: Path, argv: list[str], out: Path) -> tuple[dict[str, torch.Tensor], dict]:
+def _train(code: Path, argv: list[str], out: Path) -> tuple[dict[str, Any], dict]:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _TRAIN, str(code), json.dumps(argv)],
                           capture_output=True, text=True)
@@ -83,14 +83,22 @@ def _train(code: Path, argv: list[str], out: Path) -> tuple[dict[str, torch.Tens
     return checkpoint["model"], results
 
 
-def compare(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Which parameters differ, and by how much at most."""
+def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """Which entries of two state dicts differ (tensors bit for bit, a
+    module's extra state by value), and by how much at most."""
     if ours.keys() != theirs.keys():
         return {"parameters_equal": False, "differing": sorted(ours.keys() ^ theirs.keys()),
                 "max_abs_diff": None}
-    differing = [key for key in ours if not torch.equal(ours[key], theirs[key])]
-    diff = max((float((ours[k].double() - theirs[k].double()).abs().max()) for k in differing),
-               default=0.0)
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+            return torch.equal(a, b)
+        return a == b
+
+    differing = [key for key in ours if not same(ours[key], theirs[key])]
+    diff = max((float((ours[k].double() - theirs[k].double()).abs().max()) for k in differing
+                if isinstance(ours[k], torch.Tensor) and isinstance(theirs[k], torch.Tensor)
+                and ours[k].shape == theirs[k].shape), default=0.0)
     return {"parameters_equal": not differing, "differing": differing, "max_abs_diff": diff}
 
 

@@ -310,10 +310,12 @@ def test_same_training_compares_revisions_bit_for_bit(shared_data, tmp_path):
     assert payload["targets"][0]["met"] and "--seed 2019" in payload["config"]["command"]
 
     same_training = _script("same_training")
-    weights = {"a": torch.randn(3, 4), "b": torch.randn(5)}
+    weights = {"a": torch.randn(3, 4), "b": torch.randn(5), "c._extra_state": {"kind": "x"}}
     nudged = {**weights, "b": weights["b"].clone()}
     nudged["b"][2] = torch.nextafter(nudged["b"][2], torch.tensor(math.inf))
     result = same_training.compare(weights, nudged)
     assert not result["parameters_equal"] and result["differing"] == ["b"]
     assert 0 < result["max_abs_diff"] < 1e-6
     assert same_training.compare(weights, dict(weights))["parameters_equal"]
+    other_state = same_training.compare(weights, {**weights, "c._extra_state": {"kind": "y"}})
+    assert other_state["differing"] == ["c._extra_state"] and other_state["max_abs_diff"] == 0
