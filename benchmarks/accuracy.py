@@ -178,6 +178,13 @@ def targets(payload: dict) -> list[dict[str, Any]]:
     return rows
 
 
+def final_commit(payload: dict) -> str | None:
+    """The commit of the final run's code (files older than its own record:
+    the script's)."""
+    return ((payload["final"].get("git") or {}).get("commit")
+            or payload["environment"]["git_commit"])
+
+
 def seed_label(payload: dict) -> str:
     """"seed S", and where the epochs came from another seed's validation, that seed."""
     valid_seed = payload["validation"].get("seed", payload["seed"])

@@ -159,8 +159,7 @@ def accuracy(results: Path) -> str:
     for name, dataset_runs in runs.items():
         for run in dataset_runs:
             test, final = run["final"]["test"], run["final"]
-            # The final run's own commit (older files: the script's).
-            commit = (final.get("git") or {}).get("commit") or run["environment"]["git_commit"]
+            commit = run_accuracy.final_commit(run)
             rows.append([f"{name} ({run_accuracy.seed_label(run)})", "GC-SAN, gcsan_pyg",
                          f"{test['Hit@20']:.2f}", f"{test['MRR@20']:.2f}", final["epochs"],
                          f"{final['wall_seconds'] / 60:.0f}",

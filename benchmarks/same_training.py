@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import _common as C
+import accuracy
 import torch
 
 NAME = "same_training"
@@ -49,8 +50,8 @@ def recorded_revisions(results: Path) -> dict[tuple[str, str], list[str]]:
         run = json.loads(path.read_text(encoding="utf-8"))
         if run.get("quick"):
             continue
-        commit = (run["final"].get("git") or {}).get("commit") or run["environment"]["git_commit"]
-        found.setdefault((commit, run["config"]["loss_type"]), []).append(path.name)
+        found.setdefault((accuracy.final_commit(run), run["config"]["loss_type"]),
+                         []).append(path.name)
     sampled = results / "sampled_accuracy.json"
     if sampled.is_file():
         for row in json.loads(sampled.read_text(encoding="utf-8"))["results"]:
