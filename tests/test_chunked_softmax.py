@@ -70,6 +70,19 @@ def test_exact_in_float64(reg_weight, chunk_size):
         _assert_close(a, e, 1e-12)
 
 
+@pytest.mark.parametrize("chunk_size", [10, None])
+def test_regulariser_gradient_of_a_zero_table_is_finite(chunk_size):
+    # Issue 19.12: d||V||/dV at V = 0 is autograd's subgradient 0, not 0 / 0.
+    query, table, target = _inputs(torch.float64)
+    table = torch.zeros_like(table)
+    expected = _value_and_grads(_reference, query, table, target, reg_weight=0.5)
+    actual = _value_and_grads(chunked_softmax_cross_entropy, query, table, target,
+                              reg_weight=0.5, chunk_size=chunk_size)
+    assert torch.isfinite(actual[2]).all()
+    for a, e in zip(actual, expected):
+        _assert_close(a, e, 1e-12)
+
+
 def test_large_logits_need_rescaling():
     # The maximum grows chunk after chunk: the running sum must be rescaled
     # each time, or the log-normaliser is off by orders of magnitude.

@@ -84,6 +84,37 @@ def test_model_rejects_out_of_range_items(model):
         model.encode(batch)
 
 
+@pytest.mark.parametrize("bad_target", [NUM_ITEMS, -1, 0, NUM_ITEMS + 7])
+def test_out_of_range_targets_are_refused(model, bad_target):
+    # Issue 19.1: the max-id off-by-one (target == num_items) or -1 used to be
+    # clamped into a plausible loss; F.cross_entropy raises for the same input.
+    sessions = batch_of([[2, 5], [7]])
+    target = torch.tensor([3, bad_target])
+    match = rf"target {bad_target} is out of range: .*\[1, {NUM_ITEMS - 1}\]"
+    with pytest.raises(ValueError, match=match):
+        model.build_batch(*sessions, target=target)
+    with pytest.raises(ValueError, match=match):
+        build_session_batch(*sessions, target, num_items=NUM_ITEMS)
+    # A batch built without the table size is checked by the loss itself.
+    batch = build_session_batch(*sessions, target.clamp(min=1))
+    batch.y = target
+    for loss_type in ("CE", "sampled", "BPR"):
+        torch.manual_seed(0)
+        m = GCSAN(NUM_ITEMS, hidden_channels=8, loss_type=loss_type)
+        with pytest.raises(ValueError, match=match):
+            m.loss(batch, neg_items=torch.tensor([1, 2]))
+
+
+def test_targets_need_one_integer_per_session(model):
+    sessions = batch_of([[2, 5], [7]])
+    with pytest.raises(ValueError, match=r"'target' must have shape \[B\]=\[2\], got \(3,\)"):
+        model.build_batch(*sessions, target=torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="'target' must have an integer dtype"):
+        model.build_batch(*sessions, target=torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="target 0 is out of range: targets must be item ids"):
+        build_session_batch(*sessions, torch.tensor([0, 2]))
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

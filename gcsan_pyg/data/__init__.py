@@ -17,6 +17,7 @@ from gcsan_pyg.data.session_batch import (
     batch_from_clicks,
     build_session_batch,
     check_padded_sessions,
+    check_targets,
 )
 from gcsan_pyg.data.session_graph import SessionData, session_to_graph
 from gcsan_pyg.data.synthetic import SyntheticSessions, generate_synthetic_sessions
@@ -28,6 +29,7 @@ __all__ = [
     "build_session_batch",
     "batch_from_clicks",
     "check_padded_sessions",
+    "check_targets",
     "check_item_ids",
     "SessionSamples",
     "sessions_of",

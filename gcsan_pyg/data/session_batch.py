@@ -116,9 +116,9 @@ def build_session_batch(
         item_seq_len (LongTensor): session lengths in :math:`[1, L]`,
             shape :obj:`[B]`.
         target (LongTensor, optional): the next item of every session,
-            shape :obj:`[B]`, stored as :obj:`y`.
+            shape :obj:`[B]`, stored as :obj:`y`; checked like the clicks.
         num_items (int, optional): size of the item table; enables the
-            upper bound check on ids.
+            upper bound check on ids (clicks and targets).
         validate (bool, optional): check the input and raise
             :class:`ValueError` on bad values. (default: :obj:`True`)
 
@@ -128,6 +128,8 @@ def build_session_batch(
     """
     if validate:
         _check_arguments(item_seq, item_seq_len, num_items)
+        if target is not None:
+            _check_target_argument(target, item_seq.size(0))
     device = item_seq.device
     batch_size, max_len = item_seq.shape
     item_seq_len = item_seq_len.long()
@@ -143,7 +145,7 @@ def build_session_batch(
     clicks = item_seq[click_session, position].long()
     largest = None
     if validate:
-        largest = _check_items(item_seq, clicks, item_seq_len, num_items)
+        largest = _check_items(item_seq, clicks, item_seq_len, num_items, target)
     return _collate_clicks(clicks, click_session, session_end, target, num_items, largest)
 
 
@@ -236,14 +238,45 @@ def _check_lengths(
     return num_clicks
 
 
+def _check_target_argument(target: Tensor, batch_size: int) -> None:
+    # Type and shape of the targets: no tensor op, no device sync.
+    if not isinstance(target, Tensor):
+        raise ValueError("'target' must be a tensor")
+    if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
+        raise ValueError(f"'target' must have an integer dtype, got {target.dtype}")
+    if target.dim() != 1 or target.numel() != batch_size:
+        raise ValueError(f"'target' must have shape [B]=[{batch_size}], got {tuple(target.shape)}")
+
+
+def check_targets(lowest: int, highest: int, num_items: int | None) -> None:
+    r"""Raises :class:`ValueError` unless the targets' smallest and largest id
+    (read back by the caller, in the sync that checks the clicks) lie in
+    :math:`[1, 	ext{num\_items} - 1]`: a target of :obj:`num_items` (the
+    max-id off-by-one) or below 1 would otherwise train a wrong row."""
+    if num_items is None:
+        if lowest < 1:
+            raise ValueError(f"target {lowest} is out of range: targets must be item ids >= 1")
+        return
+    if lowest < 1 or highest >= num_items:
+        value = lowest if lowest < 1 else highest
+        raise ValueError(f"target {value} is out of range: targets must lie in "
+                         f"[1, num_items - 1] = [1, {num_items - 1}]")
+
+
 def _check_items(
-    item_seq: Tensor, clicks: Tensor, item_seq_len: Tensor, num_items: int | None
+    item_seq: Tensor, clicks: Tensor, item_seq_len: Tensor, num_items: int | None,
+    target: Tensor | None = None,
 ) -> int:
-    # Returns the largest clicked id.
+    # Returns the largest clicked id. The targets' range is read in the same sync.
     smallest, largest = clicks.aminmax()
     # Valid ids are >= 1, so all padding is 0 iff the nonzeros are the clicks.
     nonzero = torch.count_nonzero(item_seq)
-    smallest, largest, nonzero = torch.stack([smallest, largest, nonzero]).tolist()
+    values = [smallest, largest, nonzero]
+    if target is not None:
+        values.extend(target.long().aminmax())
+    smallest, largest, nonzero, *target_range = torch.stack(values).tolist()
+    if target_range:
+        check_targets(*target_range, num_items)
     if (
         smallest < 1
         or (num_items is not None and largest >= num_items)

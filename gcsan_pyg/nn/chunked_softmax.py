@@ -121,8 +121,10 @@ def _backward(ctx: Any, grad_loss: Tensor) -> tuple[Tensor | None, Tensor | None
     scale = grad_loss / batch_size
     grad_query = None
     grad_table = torch.empty_like(table) if need_table else None
-    # d/dV of ||V||: V / ||V||, added inside the table-gradient matmul.
-    beta = float(grad_loss * ctx.reg_scale / table_norm) if need_table else 0.0
+    # d/dV of ||V||: V / ||V||, added inside the table-gradient matmul; at
+    # V = 0 the subgradient 0, as autograd's norm gives (not 0 / 0 = NaN).
+    norm = float(table_norm)
+    beta = float(grad_loss * ctx.reg_scale) / norm if need_table and norm > 0 else 0.0
     one_chunk = len(saved) == 2
     if one_chunk:  # the forward's exp(logits - max) and its row sums
         unnormalised, row_sum = saved

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import cumsum, degree
 
-from gcsan_pyg.data.session_batch import SessionBatch, build_session_batch
+from gcsan_pyg.data.session_batch import SessionBatch, build_session_batch, check_targets
 from gcsan_pyg.nn.chunked_softmax import chunked_softmax_cross_entropy
 from gcsan_pyg.nn.ranking import rank_items
 from gcsan_pyg.nn.sampled_softmax import SAMPLER_KINDS, NegativeSampler, SampledSoftmaxCrossEntropy
@@ -235,11 +235,13 @@ class GCSAN(nn.Module):
         return self._encode(*_graph_tensors(data))
 
     def _encode(self, x: Tensor, edge_index: Tensor, alias: Tensor, batch: Tensor | None,
-                num_sessions: int | None, sparse_lookup: bool = False) -> Tensor:
+                num_sessions: int | None, sparse_lookup: bool = False,
+                target: Tensor | None = None) -> Tensor:
         # sparse_lookup: the item lookup's gradient as a sparse tensor, for a
         # loss that sends the table a dense gradient anyway (autograd adds the
         # few looked-up rows into it in place; a dense lookup gradient costs a
         # zero-filled table and a full-table add) or none but sparse ones.
+        # target: a loss's targets, range-checked in the clicks' sync.
         if batch is None:
             batch = x.new_zeros(x.size(0))
             num_sessions = 1
@@ -247,7 +249,7 @@ class GCSAN(nn.Module):
             num_sessions = int(batch.max()) + 1 if batch.numel() else 0
         click_session = batch[alias]
         session_len = degree(click_session, num_sessions, dtype=torch.long)
-        self._check_batch(x, session_len)
+        self._check_batch(x, session_len, target)
         table = self.item_embedding
         h = F.embedding(x, table.weight, table.padding_idx, sparse=sparse_lookup)
         h = self.gnn(h, edge_index)
@@ -260,16 +262,25 @@ class GCSAN(nn.Module):
         omega = self.attention_weight
         return omega * attn_last + (1.0 - omega) * seq_hidden[last_click]
 
-    def _check_batch(self, items: Tensor, session_len: Tensor) -> None:
-        # For batches not made by build_session_batch: item ids in range and
-        # no session without clicks, read back in one sync.
+    def _check_batch(self, items: Tensor, session_len: Tensor,
+                     target: Tensor | None = None) -> None:
+        # For batches not made by build_session_batch: item ids (and targets)
+        # in range and no session without clicks, read back in one sync.
         if items.dtype.is_floating_point or items.dtype == torch.bool:
             raise ValueError(f"item ids 'x' must be integers, got dtype {items.dtype}")
         if items.numel() == 0:
             raise ValueError("the batch holds no click")
-        smallest, largest = items.aminmax()
-        smallest, largest, shortest = torch.stack([smallest, largest,
-                                                   session_len.min()]).tolist()
+        values = [*items.aminmax(), session_len.min()]
+        if target is not None:
+            if target.dtype.is_floating_point or target.dtype == torch.bool:
+                raise ValueError(f"'target' must hold integer item ids, got dtype {target.dtype}")
+            if target.shape != session_len.shape:
+                raise ValueError(f"'target' must have shape [B]=[{session_len.numel()}], got "
+                                 f"{tuple(target.shape)}")
+            values.extend(target.long().aminmax())
+        smallest, largest, shortest, *target_range = torch.stack(values).tolist()
+        if target_range:
+            check_targets(*target_range, self.num_items)
         if smallest < 1 or largest >= self.num_items:
             value = smallest if smallest < 1 else largest
             raise ValueError(
@@ -354,14 +365,14 @@ class GCSAN(nn.Module):
             # The CE sends the whole table a dense gradient: the lookup's can be
             # sparse, and reaches the table first (see _TableGradientLast).
             table = _TableGradientLast.apply(table)
-            session = self._encode(*_graph_tensors(data), sparse_lookup=True)
+            session = self._encode(*_graph_tensors(data), sparse_lookup=True, target=target)
             return chunked_softmax_cross_entropy(session, table, target, self.reg_weight)
         if self.loss_type == "sampled":
-            session = self._encode(*_graph_tensors(data), sparse_lookup=True)
+            session = self._encode(*_graph_tensors(data), sparse_lookup=True, target=target)
             return self.sampled_loss(session, table, target)
         if neg_items is None:
             raise ValueError("loss_type='BPR' needs 'neg_items'")
-        session = self.encode(data)
+        session = self._encode(*_graph_tensors(data), target=target)
         pos_score = (session * self.item_embedding(target)).sum(-1)
         neg_score = (session * self.item_embedding(neg_items)).sum(-1)
         loss = -torch.log(1e-10 + torch.sigmoid(pos_score - neg_score)).mean()
