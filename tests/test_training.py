@@ -14,6 +14,7 @@ from gcsan_pyg.training import (
     load_model,
     popularity_baseline,
     save_checkpoint,
+    uniform_negatives,
 )
 
 NUM_ITEMS = 60
@@ -104,6 +105,38 @@ def test_samples_reject_bad_values():
         SessionSamples.from_lists([[1], []], [2, 3])
     with pytest.raises(ValueError, match=r"target item id 99 \(sample 0\)"):
         SessionSamples.from_lists([[1]], [99]).check(NUM_ITEMS)
+
+
+def test_bpr_negatives_never_equal_the_target_and_are_uniform():
+    # Issue 19.10: randint(1, N) drew the target itself as a "negative".
+    torch.manual_seed(0)
+    target = torch.tensor([1, 2, 3, 4]).repeat(5000)
+    negative = uniform_negatives(target, 5)
+    assert not (negative == target).any()
+    assert negative.min() >= 1 and negative.max() <= 4
+    # Uniform over the three other items: each pair (target, negative) ~ 5000 / 3.
+    counts = torch.zeros(5, 5).index_put_((target, negative), torch.ones(target.numel()),
+                                          accumulate=True)[1:, 1:]
+    off_diagonal = counts[~torch.eye(4, dtype=torch.bool)]
+    assert (off_diagonal - 5000 / 3).abs().max() < 5 * (5000 * 2 / 9) ** 0.5
+    with pytest.raises(ValueError, match=r"at least two real items \(num_items >= 3\)"):
+        uniform_negatives(torch.tensor([1]), 2)
+
+
+def test_trainer_draws_bpr_negatives_other_than_the_target(monkeypatch):
+    model = GCSAN(4, hidden_channels=8, inner_channels=8, loss_type="BPR")
+    pairs = []
+    original = model.loss
+
+    def spy(data, target=None, neg_items=None):
+        pairs.append((data.y.clone(), neg_items.clone()))
+        return original(data, target, neg_items)
+
+    monkeypatch.setattr(model, "loss", spy)
+    samples = SessionSamples.from_lists([[1], [2], [3], [1, 2]] * 50, [2, 3, 1, 3] * 50)
+    Trainer(model, TrainConfig(epochs=1, batch_size=20, progress=False)).fit(samples)
+    target, negative = (torch.cat(t) for t in zip(*pairs))
+    assert target.numel() == 200 and not (negative == target).any()
 
 
 # Trainer and checkpoints -------------------------------------------------------------

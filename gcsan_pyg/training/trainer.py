@@ -24,6 +24,7 @@ from gcsan_pyg.training.interrupt import SignalCatcher, TrainingInterrupted
 from gcsan_pyg.training.lazy_adam import LazyAdam
 from gcsan_pyg.training.loader import SessionBatchLoader
 from gcsan_pyg.training.metrics import TopKMetrics
+from gcsan_pyg.training.negatives import uniform_negatives
 from gcsan_pyg.training.precision import compile_model
 from gcsan_pyg.training.resume import TrainState, read_checkpoint, restore_run, save_run
 
@@ -196,9 +197,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             neg_items = None
             if self.model.loss_type == "BPR":  # one uniform negative per session
-                neg_items = torch.randint(
-                    1, self.model.num_items, (batch.num_graphs,), device=self.device
-                )
+                neg_items = uniform_negatives(batch.y, self.model.num_items)
             # The whole training forward under autocast; the fused CE computes in
             # float32 inside. Backward runs outside, as autocast recommends.
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.bf16):
