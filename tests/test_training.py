@@ -232,3 +232,39 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
         save_checkpoint(path, {"hparams": {}, "model": {}, "bad": Unpicklable()})
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_a_kill_between_the_two_checkpoint_writes_leaves_them_paired(tmp_path, monkeypatch):
+    # Issue 19.11: last.pt used to be written before best.pt, so a kill between
+    # the two left a last.pt naming a best epoch that best.pt does not hold.
+    import gcsan_pyg.training.resume as resume_module
+
+    train, valid = successor_samples(600, 0), successor_samples(100, 1)
+    config = dict(lr=5e-3, progress=False, batch_size=50, patience=0)
+    Trainer(small_model(), TrainConfig(epochs=1, **config), tmp_path).fit(train, valid)
+    writes = []
+    real_save = resume_module.save_checkpoint
+
+    def killed_at_the_second_write(path, payload):
+        writes.append(path.name)
+        if len(writes) == 2:
+            raise OSError("killed")
+        return real_save(path, payload)
+
+    monkeypatch.setattr(resume_module, "save_checkpoint", killed_at_the_second_write)
+    second = Trainer(small_model(), TrainConfig(epochs=2, **config), tmp_path)
+    second.resume(tmp_path / "last.pt")
+    with pytest.raises(OSError, match="killed"):
+        second.fit(train, valid)
+    assert second.state.best_epoch == 2  # epoch 2 improved, so both files were due
+    last, best = (load_checkpoint(tmp_path / name)["state"] for name in ("last.pt", "best.pt"))
+    assert last["best_epoch"] <= best["best_epoch"]
+
+    monkeypatch.setattr(resume_module, "save_checkpoint", real_save)
+    resumed = Trainer(small_model(), TrainConfig(epochs=2, **config), tmp_path)
+    resumed.resume(tmp_path / "last.pt")
+    resumed.fit(train, valid)
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["state"]["best_epoch"] == resumed.state.best_epoch == 2
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(best["model"][name], value), name

@@ -82,10 +82,13 @@ def save_run(trainer: Trainer, improved: bool) -> None:
         if trainer.dist.is_main:
             payload = {**run_payload(trainer), "ranks": ranks}
     if payload is not None:
-        save_checkpoint(folder / "last.pt", payload)
+        # best.pt first: a kill between the two writes leaves a last.pt one
+        # epoch behind (its resumed run redoes that epoch and rewrites best.pt),
+        # never a last.pt naming a best epoch that best.pt does not hold.
         if improved:
             best = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler")}
             save_checkpoint(folder / "best.pt", best)
+        save_checkpoint(folder / "last.pt", payload)
     distributed.barrier()
 
 
