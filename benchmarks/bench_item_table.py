@@ -88,8 +88,9 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     kind = case["kind"]
     options = dict(LOSSES.get(kind, {"loss_type": "CE"}))
     model = GCSAN(num_items, hidden_channels=HIDDEN, **options)
+    sampled_loss = None
     if options["loss_type"] == "sampled":
-        model.set_item_counts(_zipf_counts(num_items, 0))
+        sampled_loss = model.sampled_softmax(_zipf_counts(num_items, 0))
     table_bytes = num_items * HIDDEN * 4
 
     if kind == "ranking":
@@ -110,7 +111,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
                 loss = full_softmax_cross_entropy(model.encode(batch), model.item_embedding.weight,
                                                   batch.y, model.reg_weight)
             else:
-                loss = model.loss(batch)
+                loss = model.loss(batch, sampled_loss=sampled_loss)
             loss.backward()
             optimizer.step()
 

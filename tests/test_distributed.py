@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
 
 from gcsan_pyg import GCSAN
 from gcsan_pyg.data import SessionSamples
@@ -65,6 +66,8 @@ def _worker(rank: int, data: str, root: str, out: str) -> None:
         # 2. The reduced metrics of the saved best checkpoint on the test split.
         straight.model.load_state_dict(load_checkpoint(out / "a" / "best.pt")["model"])
         report["test"] = straight.evaluate(test)
+        # One test sample: rank 1's evaluation share is empty (issue 19.3).
+        report["one_sample"] = straight.evaluate(test.select(torch.arange(len(test)) == 0))
 
         # 3. One epoch, then a fresh process state resumes to 2 epochs.
         first = Trainer(_model(num_items), TrainConfig(**{**CONFIG, "epochs": 1}),
@@ -161,6 +164,60 @@ def test_reduced_metrics_equal_a_single_process_evaluation(ddp_run):
     for name, value in single.items():
         assert reduced[name] == pytest.approx(value, abs=1e-4), name
     assert single["Hit@20"] > 0
+
+
+def test_a_rank_with_an_empty_evaluation_share_works(ddp_run):
+    out, splits = ddp_run
+    model, _ = load_model(out / "a" / "best.pt")
+    one = splits["test"].select(torch.arange(len(splits["test"])) == 0)
+    single = Trainer(model, TrainConfig(**CONFIG)).evaluate(one)
+    reports = [json.loads((out / f"report-rank{r}.json").read_text()) for r in (0, 1)]
+    assert reports[0]["one_sample"] == reports[1]["one_sample"] == single
+
+
+def test_loader_of_an_empty_share_yields_as_many_batches_as_its_length():
+    samples = SessionSamples.from_lists([[1, 2]], [3])
+    for rank in (0, 1):
+        loader = SessionBatchLoader(samples, 4, num_replicas=2, rank=rank, even=False)
+        assert len(loader) == len(list(loader)) == 1 - rank
+    empty = SessionBatchLoader(samples.select(torch.tensor([False])), 4)
+    assert len(empty) == len(list(empty)) == 0
+
+
+@pytest.mark.parametrize("loss_type", ["sampled", "CE"])
+def test_a_step_broadcasts_nothing_that_grows_with_the_catalogue(tmp_path, monkeypatch,
+                                                                  loss_type):
+    # Issue 19.6: the sampler's counts and cdf (float64, length N) were model
+    # buffers, broadcast by DDP before every forward.
+    broadcast: list[int] = []
+    real = DistributedDataParallel._distributed_broadcast_coalesced
+
+    def counting(self, tensors, *args, **kwargs):
+        broadcast.append(sum(t.numel() * t.element_size() for t in tensors))
+        return real(self, tensors, *args, **kwargs)
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
+                            world_size=1)
+    try:
+        per_step = {}
+        for num_items in (50, 5000):
+            torch.manual_seed(0)
+            model = GCSAN(num_items, hidden_channels=8, inner_channels=8, loss_type=loss_type,
+                          num_negatives=4)
+            counts = torch.ones(num_items)
+            sampled_loss = model.sampled_softmax(counts) if loss_type == "sampled" else None
+            ddp = distributed.LossModule.wrap(model, torch.device("cpu"))
+            monkeypatch.setattr(DistributedDataParallel, "_distributed_broadcast_coalesced",
+                                counting)
+            broadcast.clear()
+            batch = model.build_batch(torch.tensor([[1, 2, 3]]), torch.tensor([3]),
+                                      torch.tensor([4]))
+            ddp(batch, sampled_loss=sampled_loss).backward()
+            per_step[num_items] = sum(broadcast)
+            monkeypatch.undo()
+        assert per_step[50] == per_step[5000] == 0
+    finally:
+        dist.destroy_process_group()
 
 
 def test_resume_under_ddp_equals_an_uninterrupted_run(ddp_run):

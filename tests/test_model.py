@@ -101,8 +101,9 @@ def test_out_of_range_targets_are_refused(model, bad_target):
     for loss_type in ("CE", "sampled", "BPR"):
         torch.manual_seed(0)
         m = GCSAN(NUM_ITEMS, hidden_channels=8, loss_type=loss_type)
+        sampled_loss = m.sampled_softmax() if loss_type == "sampled" else None
         with pytest.raises(ValueError, match=match):
-            m.loss(batch, neg_items=torch.tensor([1, 2]))
+            m.loss(batch, neg_items=torch.tensor([1, 2]), sampled_loss=sampled_loss)
 
 
 def test_targets_need_one_integer_per_session(model):
@@ -247,25 +248,41 @@ def test_ce_loss_backward_allocates_one_table_sized_gradient():
 
 def test_sampled_loss_touches_only_the_rows_it_uses():
     """loss_type='sampled': the table's gradient is sparse and covers only the
-    clicked, target and sampled items; the sampler's counts are model state."""
+    clicked, target and sampled items, drawn by the loss object's counts."""
     torch.manual_seed(0)
     model = GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16, loss_type="sampled",
                   num_negatives=4, negative_sampler="popularity")
     counts = torch.zeros(NUM_ITEMS)
     counts[[20, 21]] = 5.0  # only these two can be drawn
-    model.set_item_counts(counts)
+    sampled_loss = model.sampled_softmax(counts)
     batch = model.build_batch(*batch_of([[5, 6, 5], [7]]), torch.tensor([1, 2]))
-    model.loss(batch).backward()
+    model.loss(batch, sampled_loss=sampled_loss).backward()
     grad = model.item_embedding.weight.grad
     assert grad.is_sparse
     touched = set(grad.coalesce().indices()[0].tolist())
     assert touched <= {5, 6, 7, 1, 2, 20, 21} and {1, 2, 5, 6, 7} <= touched
-    copy = GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16, loss_type="sampled",
-                 num_negatives=4, negative_sampler="popularity")
-    copy.load_state_dict(model.state_dict())
-    assert torch.equal(copy.sampled_loss.sampler.counts, counts.double())
-    with pytest.raises(ValueError, match="item counts serve loss_type='sampled'"):
-        GCSAN(NUM_ITEMS).set_item_counts(counts)
+    with pytest.raises(ValueError, match="loss_type='sampled' needs 'sampled_loss'"):
+        model.loss(batch)
+    with pytest.raises(ValueError, match=r"'counts' must have shape \[30\]"):
+        model.sampled_softmax(torch.ones(3))
+
+
+def test_the_model_holds_no_loss_state():
+    # Issue 19.7: the sampler's counts lived in the model's state_dict, so a
+    # model trained with sampled softmax did not load into a CE model.
+    torch.manual_seed(0)
+    sampled = GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16, loss_type="sampled")
+    assert not list(sampled.buffers())
+    state = sampled.state_dict()
+    assert all(key.split(".")[0] in ("item_embedding", "gnn", "encoder") for key in state)
+    ce = GCSAN(NUM_ITEMS, hidden_channels=8, inner_channels=16)
+    ce.load_state_dict(state)  # strict
+    # A state dict of older versions, with the sampler inside, still loads.
+    legacy = {**state, "sampled_loss.sampler.counts": torch.ones(NUM_ITEMS, dtype=torch.float64),
+              "sampled_loss.sampler._extra_state": {"kind": "popularity", "alpha": 0.75}}
+    ce.load_state_dict(legacy)
+    for name, value in ce.state_dict().items():
+        assert torch.equal(value, state[name]), name
 
 
 def test_recommend_ranks_only_the_candidates(model):

@@ -29,6 +29,7 @@ from gcsan_pyg.data.readers import (
     read_sessions,
 )
 from gcsan_pyg.data.synthetic import generate_synthetic_sessions, zipf_ranks
+from gcsan_pyg.datasets import DigineticaRawDataset, resolve_dataset_class
 
 SAMPLE = "sample_diginetica"
 BIG = ["diginetica", "yoochoose1_64", "tmall", "nowplaying", "retailrocket"]
@@ -259,6 +260,12 @@ BAD_CLICKS = [
     ("session_id,item_id,timestamp\n1,5,yesterday\n", 2, "invalid timestamp"),
     ("session_id,item_id,timestamp\n1,,10\n", 2, "empty item id"),
     ("session_id,item_id\n1,5\n", 1, "missing time column"),
+    # Issue 19.2: NaN and inf used to be accepted, making the time order undefined.
+    ("session_id,item_id,timestamp\n1,5,10\n1,6,nan\n", 3, "invalid timestamp 'nan' (not "
+     "finite)"),
+    ("session_id\titem_id\ttimestamp\n1\t5\t-inf\n", 2, "invalid timestamp '-inf' (not "
+     "finite)"),
+    ("session_id,item_id,timestamp\n1,5,Infinity\n", 2, "(not finite)"),
 ]
 BAD_INTER = [
     ("user_id:token\titem_id:token\n1\t2\n", 1, "missing field 'timestamp'"),
@@ -306,6 +313,44 @@ def test_bad_diginetica_date_names_the_file(tmp_path):
     with pytest.raises(DataFormatError, match="invalid eventdate '2016-13-45'") as info:
         read_diginetica_raw(path)
     assert str(path) in str(info.value)
+
+
+HEADER_ONLY = [
+    (read_clicks, "c.csv", "session_id,item_id,timestamp\n", "no click after the header line"),
+    (read_inter, "x.inter", "user_id:token\titem_id:token\ttimestamp:float\n",
+     "no interaction after the header line"),
+    (read_diginetica_raw, "d.csv", "sessionId;userId;itemId;timeframe;eventdate\n",
+     "no click after the header line"),
+    (read_yoochoose_raw, "y.dat", "session_id,timestamp,item_id,category\n",
+     "no click in the file"),
+]
+
+
+@pytest.mark.parametrize("reader, name, text, reason", HEADER_ONLY)
+def test_a_header_only_file_says_so(tmp_path, reader, name, text, reason):
+    # Issue 19.8: these used to end in "'num_items' must be >= 2".
+    path = _write(tmp_path, name, text)
+    with pytest.raises(DataFormatError, match=reason) as info:
+        reader(path)
+    assert info.value.path == str(path) and str(info.value).startswith(str(path))
+
+
+def test_a_utf8_byte_order_mark_is_dropped(tmp_path):
+    # Issue 19.8: spreadsheet programs write one; it made an SR-GNN file fail
+    # on '\ufeff1' and a Diginetica CSV look like a generic click log.
+    bom = "\ufeff"
+    assert read_sessions(_write(tmp_path, "s.txt", bom + "1,2\n3\n")) == [[1, 2], [3]]
+    assert read_samples(_write(tmp_path, "t.tsv", bom + "1,2\t3\n")).target.tolist() == [3]
+    clicks = read_clicks(_write(tmp_path, "c.csv", bom + "session_id,item_id,timestamp\n"
+                                                        "1,5,10\n1,6,11\n"))
+    assert [s.items for s in clicks] == [["5", "6"]]
+    inter = read_inter(_write(tmp_path, "x.inter", bom + "user_id:token\titem_id:token\t"
+                                                        "timestamp:float\n1\t2\t3\n"))
+    assert [u.items for u in inter] == [["2"]]
+    digi = bom + "sessionId;userId;itemId;timeframe;eventdate\n1;NA;5;1;2016-01-01\n"
+    path = _write(tmp_path, "d.csv", digi)
+    assert read_diginetica_raw(path)[0] == {"1": ["5"]}
+    assert resolve_dataset_class(path)[0] is DigineticaRawDataset
 
 
 def test_trailing_blank_lines_and_crlf_are_accepted(tmp_path):

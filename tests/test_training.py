@@ -268,3 +268,23 @@ def test_a_kill_between_the_two_checkpoint_writes_leaves_them_paired(tmp_path, m
     assert best["state"]["best_epoch"] == resumed.state.best_epoch == 2
     for name, value in resumed.model.state_dict().items():
         assert torch.equal(best["model"][name], value), name
+
+
+def test_sampled_softmax_state_lives_in_the_trainer_checkpoint(tmp_path):
+    # Issue 19.7: the loss's state is the trainer's, in last.pt; best.pt holds weights only.
+    train = successor_samples(200, 0)
+    model = GCSAN(NUM_ITEMS, hidden_channels=16, inner_channels=32, loss_type="sampled",
+                  num_negatives=8)
+    trainer = Trainer(model, TrainConfig(epochs=1, progress=False, batch_size=50), tmp_path)
+    trainer.fit(train)
+    last, best = (load_checkpoint(tmp_path / name) for name in ("last.pt", "best.pt"))
+    counts = torch.bincount(train.target, minlength=NUM_ITEMS).double()
+    assert torch.equal(last["loss"]["sampler.counts"], counts)
+    assert "loss" not in best and not any("sampled" in key for key in best["model"])
+    ce_model = GCSAN(NUM_ITEMS, hidden_channels=16, inner_channels=32)
+    ce_model.load_state_dict(best["model"])
+    resumed = Trainer(GCSAN(**model.hparams), TrainConfig(epochs=2, progress=False,
+                                                          batch_size=50), tmp_path)
+    resumed.resume(tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="not those of the resumed run"):
+        resumed.fit(successor_samples(200, 5))

@@ -80,6 +80,25 @@ def load_splits_rank0_first(data: str, root: str,
     return splits if splits is not None else load_splits(data, root, options)
 
 
+def check_splits(splits: dict[str, SessionDataset], needed: tuple[str, ...],
+                 ks: tuple[int, ...]) -> None:
+    """Refuses, right after loading and before any training, a needed split
+    without samples (naming its file and why it is empty) and cut-offs
+    :obj:`ks` beyond the catalogue.
+
+    Raises:
+        UsageError, DataFormatError: the first problem.
+    """
+    train = splits["train"]
+    for split in needed:
+        train.check_split(split)  # every split's dataset holds all three splits
+    ranked = train.num_items - 1
+    too_large = [k for k in ks if k > ranked]
+    if too_large:
+        raise UsageError(f"--ks {','.join(map(str, too_large))}: a cut-off cannot exceed the "
+                         f"{ranked} items of {train.split_source('train')}")
+
+
 def check_same_items(data: str, dataset: SessionDataset, trained: list[str] | None,
                      num_items: int) -> None:
     """Refuses data whose item ids are not the checkpoint's: the id maps must

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     options = {**checkpoint_options(args.data, recorded), **inter_fields(args.data, payload)}
     dataset = load_dataset(args.data, root=args.root, split=args.split, **options)
     check_same_items(args.data, dataset, payload.get("item_ids"), model.num_items)
+    dataset.check_split(args.split)
     config = TrainConfig(eval_batch_size=args.batch_size, device=str(device),
                          progress=show_progress(args.quiet, args.progress),
                          max_length=recorded.get("max_length"))

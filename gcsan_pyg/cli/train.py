@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from gcsan_pyg.cli.data import dataset_options, load_splits_rank0_first
+from gcsan_pyg.cli.data import check_splits, dataset_options, load_splits_rank0_first
 from gcsan_pyg.cli.evaluate import print_metrics
 from gcsan_pyg.cli.options import (
     DATA_OPTIONS,
@@ -124,6 +124,10 @@ def train(values: dict[str, Any], data_options: dict[str, Any], config: TrainCon
     code_state = git_state()  # the code this run starts with, whatever is checked out later
     data = values["data"]
     splits = load_splits_rank0_first(data, values.get("root", DEFAULT_ROOT), data_options)
+    # An empty split or an impossible cut-off fails now, not after an epoch.
+    needed = ("train", *(() if values.get("valid_fraction") == 0 else ("valid",)),
+              *(() if values.get("skip_test") else ("test",)))
+    check_splits(splits, needed, config.ks)
     num_items, item_ids = splits["train"].num_items, splits["train"].item_ids
     train_samples, valid, test = (splits[split].samples for split in SPLITS)
     log.info("data %s: %d train / %d valid / %d test samples, %d items",

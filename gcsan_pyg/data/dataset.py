@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Dataset
 
+from gcsan_pyg.data.readers.lines import DataFormatError
 from gcsan_pyg.data.samples import SessionSamples, offsets, session_statistics, sessions_of
 from gcsan_pyg.data.session_graph import SessionData, session_to_graph
 from gcsan_pyg.io import atomic_torch_save
@@ -118,11 +119,14 @@ class ProcessedSessions:
         num_items (int): the item table size (max id + 1, padding 0 included).
         item_ids (list of str, optional): the raw id of every internal id
             (index 0 is :obj:`"[PAD]"`), for inputs with their own ids.
+        summary (str, optional): what preprocessing kept and dropped, in
+            words, for the error about a split that came out empty.
     """
 
     splits: dict[str, SessionSplit]
     num_items: int
     item_ids: list[str] | None = None
+    summary: str | None = None
 
 
 class SessionDataset(Dataset):
@@ -188,6 +192,8 @@ class SessionDataset(Dataset):
         stored = torch.load(self.processed_paths[0], weights_only=True)
         self.num_items: int = int(stored["num_items"])
         self.item_ids: list[str] | None = stored["item_ids"]
+        self.summary: str | None = stored.get("summary")  # caches before it lack it
+        self.held_out_valid = "valid" not in stored["splits"]
         self.splits = self._splits({k: SessionSplit.from_state(v)
                                     for k, v in stored["splits"].items()})
         self.samples = self.splits[split].samples
@@ -241,6 +247,7 @@ class SessionDataset(Dataset):
             "options": self.options(),
             "num_items": int(built.num_items),
             "item_ids": built.item_ids,
+            "summary": built.summary,
             "splits": {name: split.state() for name, split in built.splits.items()},
         }, self.processed_paths[0])
 
@@ -253,6 +260,40 @@ class SessionDataset(Dataset):
         for name in ("train", "valid"):
             splits[name] = splits[name].with_min_prefix_length(self.min_prefix_length)
         return splits
+
+    def split_source(self, split: str) -> str:
+        """The input file that :obj:`split` comes from, for messages."""
+        files = self.source_files()
+        return ", ".join(os.fspath(f) for f in files) if files else f"{self.kind} data"
+
+    def check_split(self, split: str) -> None:
+        r"""Raises :class:`~gcsan_pyg.data.DataFormatError` naming the input
+        file and the reason when :obj:`split` holds no sample: a whole
+        epoch of training must not come before that error."""
+        if len(self.splits[split].samples):
+            return
+        raise DataFormatError(self.split_source(split), None,
+                              f"the {split} split holds no sample: {self._empty_reason(split)}")
+
+    def _empty_reason(self, split: str) -> str:
+        part = self.splits[split]
+        num_sessions = part.session_ptr.numel() - 1
+        if split == "valid" and self.held_out_valid:
+            num_train = self.splits["train"].session_ptr.numel() - 1
+            if num_sessions == 0:
+                return (f"valid_fraction={self.valid_fraction} of the {num_train} training "
+                        "sessions holds none out (give a larger fraction, or 0 to train "
+                        "without validation)")
+        if num_sessions == 0:
+            if self.summary:
+                return f"nothing is left after preprocessing ({self.summary})"
+            return "the file holds no data line"
+        lengths = part.session_ptr[1:] - part.session_ptr[:-1]
+        if int(lengths.max()) < 2:
+            return (f"its {num_sessions} session(s) all have one click (a sample needs a "
+                    "prefix and a next item)")
+        return (f"no prefix of its {num_sessions} session(s) is at least "
+                f"min_prefix_length={self.min_prefix_length} long")
 
     # -- access ------------------------------------------------------------
     def len(self) -> int:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gcsan_pyg.data.item_ids import PAD_TOKEN
 from gcsan_pyg.data.readers import DataFormatError, iter_lines, normalize_name
@@ -51,6 +51,8 @@ class SRGNNSplit:
         train_dates (list of float): the date (unix seconds) of every
             training session.
         test_dates (list of float): the date of every test session.
+        dropped (dict, optional): how many sessions each step dropped (see
+            :meth:`summary`).
     """
 
     train_sessions: list[list[int]]
@@ -58,6 +60,24 @@ class SRGNNSplit:
     item_ids: list[str]
     train_dates: list[float]
     test_dates: list[float]
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """What the preprocessing kept and dropped, in words (the reason
+        given when a split comes out empty)."""
+        d = self.dropped
+        steps = [
+            (d.get("one_click", 0), "had one click"),
+            (d.get("rare_items", 0), f"kept fewer than 2 clicks of items seen >= "
+                                     f"{d.get('min_item_support', 1)} times"),
+            (d.get("test_unseen", 0), "were test sessions with fewer than 2 clicks of items "
+                                      "seen in training"),
+            (d.get("fraction", 0), "were older training sessions beyond the kept fraction"),
+        ]
+        reasons = "; ".join(f"{count} {why}" for count, why in steps if count)
+        return (f"of {d.get('sessions', 0)} sessions read, {reasons or 'none was dropped'}; "
+                f"{len(self.train_sessions)} training and {len(self.test_sessions)} test "
+                f"sessions remain")
 
     @property
     def num_items(self) -> int:
@@ -100,6 +120,8 @@ def srgnn_pipeline(
     if fraction < 1:
         raise ValueError(f"'fraction' must be >= 1, got {fraction}")
     clicks = {s: c for s, c in sess_clicks.items() if len(c) > 1}
+    dropped = {"sessions": len(sess_clicks), "one_click": len(sess_clicks) - len(clicks),
+               "min_item_support": min_item_support}
     counts: dict[str, int] = {}
     for seq in clicks.values():
         for item in seq:
@@ -109,8 +131,9 @@ def srgnn_pipeline(
         filtered = [i for i in seq if counts[i] >= min_item_support]
         if len(filtered) >= 2:
             kept[s] = filtered
+    dropped["rare_items"] = len(clicks) - len(kept)
     if not kept:
-        return SRGNNSplit([], [], [PAD_TOKEN], [], [])
+        return SRGNNSplit([], [], [PAD_TOKEN], [], [], dropped)
 
     dates = [(s, sess_date[s]) for s in kept]
     if test_days is not None:
@@ -142,6 +165,7 @@ def srgnn_pipeline(
         if len(out) >= 2:
             test_sessions.append(out)
             test_dates.append(date)
+    dropped["test_unseen"] = len(test) - len(test_sessions)
 
     if fraction > 1 and train_sessions:
         num_samples = sum(len(s) - 1 for s in train_sessions)
@@ -155,7 +179,8 @@ def srgnn_pipeline(
                 first -= 1
                 remaining -= len(train_sessions[first]) - 1
             train_sessions, train_dates = train_sessions[first:], train_dates[first:]
-    return SRGNNSplit(train_sessions, test_sessions, item_ids, train_dates, test_dates)
+        dropped["fraction"] = len(train) - len(train_sessions)
+    return SRGNNSplit(train_sessions, test_sessions, item_ids, train_dates, test_dates, dropped)
 
 
 def _day_to_seconds(text: str) -> float:
@@ -223,6 +248,8 @@ def read_diginetica_raw(path: PathLike) -> tuple[dict[str, list[str]], dict[str,
             seq = clicks[sid] = []
         seq.append((item, frame))
         last_day[sid] = day
+    if not clicks:
+        raise DataFormatError(path, None, "no click after the header line")
     sess_date: dict[str, float] = {}
     parsed: dict[str, float] = {}
     for sid, day in last_day.items():
@@ -277,6 +304,8 @@ def read_yoochoose_raw(path: PathLike) -> tuple[dict[str, list[str]], dict[str, 
             seq = clicks[sid] = []
         seq.append(item)
         last_stamp[sid] = (number, stamp)
+    if not clicks:
+        raise DataFormatError(path, None, "no click in the file")
     sess_date: dict[str, float] = {}
     for sid, (number, stamp) in last_stamp.items():
         try:

@@ -18,7 +18,7 @@ SRGNN_FILES = ("train_sessions.txt", "test.tsv")
 
 
 def _is_diginetica_header(path: Path) -> bool:
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
         names = [normalize_name(n) for n in handle.readline().split(";")]
     return all(n in names for n in ("sessionid", "itemid", "timeframe", "eventdate"))
 

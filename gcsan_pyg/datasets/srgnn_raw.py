@@ -47,6 +47,7 @@ class SRGNNRawDataset(SessionDataset):
              "test": SessionSplit.from_lists(result.test_sessions)},
             num_items=result.num_items,
             item_ids=result.item_ids,
+            summary=result.summary(),
         )
 
     def preprocess(self) -> SRGNNSplit:  # pragma: no cover - abstract

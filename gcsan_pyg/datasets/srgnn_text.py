@@ -41,6 +41,10 @@ class SRGNNTextDataset(SessionDataset):
     def source_files(self) -> list[Path]:
         return [self.path / "train_sessions.txt", self.path / "test.tsv"]
 
+    def split_source(self, split: str) -> str:
+        train_file, test_file = self.source_files()
+        return str(test_file if split == "test" else train_file)
+
     def build(self) -> ProcessedSessions:
         train_file, test_file = self.source_files()
         train = SessionSplit.from_lists(read_sessions(train_file))

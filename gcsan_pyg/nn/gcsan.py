@@ -159,13 +159,6 @@ class GCSAN(nn.Module):
             activation=activation,
             layer_norm_eps=layer_norm_eps,
         )
-        self.sampled_loss: SampledSoftmaxCrossEntropy | None = None
-        if loss_type == "sampled":
-            # Uniform counts until set_item_counts() gives the training ones.
-            sampler = NegativeSampler(torch.ones(num_items), negative_sampler,
-                                      popularity_exponent)
-            self.sampled_loss = SampledSoftmaxCrossEntropy(sampler, num_negatives,
-                                                           in_batch_negatives)
         self.reset_parameters()
 
     @property
@@ -193,18 +186,30 @@ class GCSAN(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def set_item_counts(self, counts: Tensor) -> None:
-        r"""The training count of every item :obj:`[num_items]`, which the
-        sampled softmax's negative sampler draws by (:obj:`"popularity"`)
-        and corrects in-batch negatives with; stored in the model's
-        :meth:`state_dict`, so it travels with checkpoints."""
-        if self.sampled_loss is None:
-            raise ValueError(f"item counts serve loss_type='sampled', not {self.loss_type!r}")
+    def sampled_softmax(self, counts: Tensor | None = None) -> SampledSoftmaxCrossEntropy:
+        r"""A sampled-softmax loss with this model's settings
+        (:obj:`num_negatives`, :obj:`negative_sampler`,
+        :obj:`popularity_exponent`, :obj:`in_batch_negatives`), for
+        :meth:`loss` with :obj:`loss_type="sampled"`. Its sampler draws by
+        :obj:`counts`, the training count of every item :obj:`[num_items]`
+        (all ones when :obj:`None`). The loss object holds that state, not
+        the model: a checkpoint's weights load into any loss type, and
+        data-parallel steps broadcast nothing of size :obj:`num_items`."""
+        if counts is None:
+            counts = torch.ones(self.num_items)
         if counts.shape != (self.num_items,):
             raise ValueError(f"'counts' must have shape [{self.num_items}], got "
                              f"{tuple(counts.shape)}")
-        sampler = self.sampled_loss.sampler
-        sampler.load_state_dict({**sampler.state_dict(), "counts": counts.double()})
+        sampler = NegativeSampler(counts, self.negative_sampler, self.popularity_exponent)
+        return SampledSoftmaxCrossEntropy(sampler, self.num_negatives, self.in_batch_negatives)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              *args: Any, **kwargs: Any) -> None:
+        # Checkpoints written before the loss left the model hold the sampled
+        # softmax's sampler under 'sampled_loss.': loss state, not weights.
+        for key in [k for k in state_dict if k.startswith(prefix + "sampled_loss.")]:
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
         self,
@@ -336,7 +341,8 @@ class GCSAN(nn.Module):
         return rank_items(session, self.item_embedding.weight, k, seen, candidates)
 
     def loss(self, data: Data, target: Tensor | None = None,
-             neg_items: Tensor | None = None) -> Tensor:
+             neg_items: Tensor | None = None,
+             sampled_loss: SampledSoftmaxCrossEntropy | None = None) -> Tensor:
         r"""The training loss of a batch, :obj:`target` defaulting to
         :obj:`data.y`:
 
@@ -347,8 +353,9 @@ class GCSAN(nn.Module):
         * :obj:`"BPR"`: BPR of :obj:`target` against :obj:`neg_items` plus the
           regulariser.
         * :obj:`"sampled"`: sampled softmax over :obj:`num_negatives` shared
-          negatives with the logQ correction
-          (:class:`~gcsan_pyg.nn.SampledSoftmaxCrossEntropy`). Only the rows
+          negatives with the logQ correction, computed by
+          :obj:`sampled_loss` (from :meth:`sampled_softmax`, which holds the
+          sampler's item counts). Only the rows
           of the looked-up, target and negative items get a (sparse)
           gradient, so a step costs :math:`O(\text{rows touched})`, not
           :math:`O(N)`: step it with :class:`~gcsan_pyg.training.LazyAdam`.
@@ -368,8 +375,11 @@ class GCSAN(nn.Module):
             session = self._encode(*_graph_tensors(data), sparse_lookup=True, target=target)
             return chunked_softmax_cross_entropy(session, table, target, self.reg_weight)
         if self.loss_type == "sampled":
+            if sampled_loss is None:
+                raise ValueError("loss_type='sampled' needs 'sampled_loss', e.g. "
+                                 "model.sampled_softmax(item_counts)")
             session = self._encode(*_graph_tensors(data), sparse_lookup=True, target=target)
-            return self.sampled_loss(session, table, target)
+            return sampled_loss(session, table, target)
         if neg_items is None:
             raise ValueError("loss_type='BPR' needs 'neg_items'")
         session = self._encode(*_graph_tensors(data), target=target)

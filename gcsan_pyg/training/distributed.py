@@ -206,8 +206,9 @@ class LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: Any, neg_items: Tensor | None = None) -> Tensor:
-        return self.model.loss(batch, neg_items=neg_items)
+    def forward(self, batch: Any, neg_items: Tensor | None = None,
+                sampled_loss: nn.Module | None = None) -> Tensor:
+        return self.model.loss(batch, neg_items=neg_items, sampled_loss=sampled_loss)
 
     @classmethod
     def wrap(cls, model: nn.Module, device: torch.device) -> DistributedDataParallel:

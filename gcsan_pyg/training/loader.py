@@ -104,7 +104,9 @@ class SessionBatchLoader:
     def batches(self, start: int = 0) -> Iterator[SessionBatch]:
         """The batches of the current epoch from batch :obj:`start` on (a run
         resumed in the middle of an epoch skips the ones it already took)."""
-        chunks = self.order().split(self.batch_size)
+        order = self.order()
+        # An empty share yields no batch (split() would give one empty chunk).
+        chunks = order.split(self.batch_size) if order.numel() else ()
         for chunk in chunks[start:]:
             clicks, lengths = self.samples.clicks(chunk, self.max_length)
             target = self.samples.target[chunk]

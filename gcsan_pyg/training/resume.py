@@ -49,6 +49,8 @@ def run_payload(trainer: Trainer) -> dict[str, Any]:
         "world_size": trainer.dist.world_size,
         **trainer.extra,
     }
+    if trainer.sampled_loss is not None:  # the loss's state, kept out of the model
+        payload["loss"] = trainer.sampled_loss.state_dict()
     if trainer.device.type == "cuda":
         payload["cuda_rng"] = torch.cuda.get_rng_state(trainer.device)
     return payload
@@ -86,7 +88,9 @@ def save_run(trainer: Trainer, improved: bool) -> None:
         # epoch behind (its resumed run redoes that epoch and rewrites best.pt),
         # never a last.pt naming a best epoch that best.pt does not hold.
         if improved:
-            best = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler")}
+            # The weights and the record, no training state (optimizer, loss).
+            best = {k: v for k, v in payload.items()
+                    if k not in ("optimizer", "scheduler", "loss")}
             save_checkpoint(folder / "best.pt", best)
         save_checkpoint(folder / "last.pt", payload)
     distributed.barrier()
@@ -133,7 +137,10 @@ def restore_run(trainer: Trainer, path: str | Path) -> None:
             f"{world_size} process(es) with batch size {batch_size}; resume it with the "
             f"same (here: {info.world_size} process(es), batch size {config.batch_size})"
         )
-    trainer.model.load_state_dict(payload["model"])
+    trainer.model.load_state_dict(payload["model"])  # drops a legacy sampler, if any
+    if "loss" in payload:
+        trainer.sampled_loss = trainer.model.sampled_softmax().to(trainer.device)
+        trainer.sampled_loss.load_state_dict(payload["loss"])
     trainer.optimizer.load_state_dict(payload["optimizer"])
     trainer.scheduler.load_state_dict(payload["scheduler"])
     trainer.state = state

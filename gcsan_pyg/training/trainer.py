@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import signal
 import time
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from gcsan_pyg.data.samples import SessionSamples
 from gcsan_pyg.nn.gcsan import GCSAN
+from gcsan_pyg.nn.sampled_softmax import SampledSoftmaxCrossEntropy
 from gcsan_pyg.training import distributed
 from gcsan_pyg.training.config import TrainConfig
 from gcsan_pyg.training.evaluate import evaluate
@@ -84,6 +86,8 @@ class Trainer:
         self.state = TrainState()
         self._best_weights: dict[str, torch.Tensor] | None = None
         self._loss_module: Callable[..., Tensor] | None = None
+        # The sampled softmax's loss object (its sampler's item counts), made by fit().
+        self.sampled_loss: SampledSoftmaxCrossEntropy | None = None
         self.stop_signal: int | None = None  # the signal that asked to stop, if any
         self.compiled = compile_model(model, self.device) if config.compile else False
 
@@ -121,8 +125,14 @@ class Trainer:
             num_replicas=info.world_size, rank=info.rank,
         )
         if self.model.loss_type == "sampled":  # the sampler's popularity: training targets
-            self.model.set_item_counts(
-                torch.bincount(train.target, minlength=self.model.num_items).to(self.device))
+            counts = torch.bincount(train.target, minlength=self.model.num_items)
+            counts[0] = 0  # as the sampler stores them
+            resumed = self.sampled_loss
+            if resumed is not None and not torch.equal(resumed.sampler.counts.cpu(),
+                                                        counts.double()):
+                raise ValueError("these training samples are not those of the resumed run: "
+                                 "their item counts differ from the checkpoint's")
+            self.sampled_loss = self.model.sampled_softmax(counts).to(self.device)
         if self.state.epoch == 0 and not self.state.history and self.state.step == 0:
             torch.manual_seed(config.seed + info.rank)
         catcher = SignalCatcher(self) if config.handle_signals else contextlib.nullcontext()
@@ -168,10 +178,11 @@ class Trainer:
 
     def _loss_function(self) -> Callable[..., Tensor]:
         if not self.dist.enabled:
-            return self.model.loss
+            return functools.partial(self.model.loss, sampled_loss=self.sampled_loss)
         if self._loss_module is None:
             self._loss_module = distributed.LossModule.wrap(self.model, self.device)
-        return self._loss_module
+        # Not a submodule of the wrapped loss: DDP broadcasts none of its state.
+        return functools.partial(self._loss_module, sampled_loss=self.sampled_loss)
 
     def _train_epoch(self, loader: SessionBatchLoader, epoch: int) -> float:
         self.model.train()

@@ -1,6 +1,8 @@
 """Click logs as CSV/TSV: one click per line (session id, item id, time)."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -158,6 +160,8 @@ def read_clicks(
             t = parse_timestamp(stamp)
         except ValueError:
             raise DataFormatError(path, number, f"invalid timestamp {stamp!r}") from None
+        if not math.isfinite(t):  # NaN and inf would make the time order undefined
+            raise DataFormatError(path, number, f"invalid timestamp {stamp!r} (not finite)")
         sess = sessions.get(sid)
         if sess is None:
             sess = sessions[sid] = RawSession(sid)
@@ -168,6 +172,8 @@ def read_clicks(
         add(*first)
     for number, line in lines:
         add(number, line)
+    if not sessions:
+        raise DataFormatError(path, None, "no click after the header line")
     return _sorted_sessions(sessions.values())
 
 

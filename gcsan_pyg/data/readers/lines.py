@@ -34,10 +34,11 @@ class DataFormatError(ValueError):
 def iter_lines(path: PathLike) -> Iterator[tuple[int, str]]:
     r"""Yields :obj:`(line_number, line)` without the line break. Blank lines
     at the very end of the file are dropped; other blank lines are kept (the
-    callers reject them)."""
+    callers reject them). A UTF-8 byte order mark (as spreadsheet programs
+    write) is dropped."""
     blank: list[tuple[int, str]] = []  # held back until a non-blank line follows
     try:
-        with open(path, encoding="utf-8", newline=None) as f:
+        with open(path, encoding="utf-8-sig", newline=None) as f:
             for number, line in enumerate(f, start=1):
                 line = line.rstrip("\r\n")
                 if not line.strip():

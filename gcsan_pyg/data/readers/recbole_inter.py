@@ -100,6 +100,8 @@ def read_inter_file(
                                                                    time_field))
         rows.setdefault(uid, []).append(len(items))
         items.append(item)
+    if not items:
+        raise DataFormatError(path, None, "no interaction after the header line")
     with np.errstate(over="ignore"):  # beyond float32's range: inf, as in RecBole
         held = np.asarray(times, dtype=np.float64).astype(np.float32).tolist()
     users = []
