@@ -666,3 +666,53 @@ def test_recbole_import_warns_of_settings_it_does_not_reproduce(tmp_path, capsys
     code, _, err = run(capsys, "import-recbole", pth, tmp_path / "m.pt")
     assert code == 0
     assert "warning:" in err and "eval_args split = {'RS': [0.8, 0.1, 0.1]}" in err
+
+
+def _srgnn_folder(path, train_lines, test_lines):
+    path.mkdir()
+    (path / "train_sessions.txt").write_text("".join(f"{line}\n" for line in train_lines))
+    (path / "test.tsv").write_text("".join(f"{line}\n" for line in test_lines))
+    return path
+
+
+TRAIN_LINES = [f"{i % 9 + 1},{(i + 1) % 9 + 1},{(i + 2) % 9 + 1}" for i in range(40)]
+
+
+@pytest.mark.parametrize("case, extra, message", [
+    ("empty_test", [], "test.tsv: the test split holds no sample: the file holds no data line"),
+    ("one_click", [], "train_sessions.txt: the train split holds no sample: its 36 session(s) "
+                      "all have one click"),
+    ("few_sessions", ["--valid-fraction", "0.01"],
+     "the valid split holds no sample: valid_fraction=0.01 of the 40 training sessions holds "
+     "none out"),
+    ("ks", ["--ks", "5,10", "--metric", "MRR@5"],
+     "--ks 10: a cut-off cannot exceed the 9 items of"),
+    ("filtered", [], "clicks.csv: the train split holds no sample: nothing is left after "
+                     "preprocessing (of 3 sessions read, 3 had one click; 0 training and 0 "
+                     "test sessions remain)"),
+])
+def test_empty_splits_and_impossible_cut_offs_fail_before_training(case, extra, message,
+                                                                     tmp_path, capsys):
+    # Issue 19.3 / 19.9: these used to train a whole epoch first, then fail
+    # without naming the file (or naming 'k', not --ks).
+    if case == "filtered":
+        data = tmp_path / "clicks.csv"
+        data.write_text("session_id,item_id,timestamp\n1,5,1\n2,6,2\n3,7,3\n")
+    else:
+        train = [line.split(",")[0] for line in TRAIN_LINES] if case == "one_click" \
+            else TRAIN_LINES
+        data = _srgnn_folder(tmp_path / "data", train, [] if case == "empty_test"
+                             else ["1,2\t3", "4\t5"])
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "train", data, "--epochs", "1", "--hidden-channels", "8",
+                       "--root", tmp_path / "cache", "--out", out, "--quiet", *extra)
+    assert_one_line_error(code, err, message)
+    assert not out.exists()  # no epoch ran, no checkpoint was written
+
+
+def test_evaluate_refuses_an_empty_split(trained, tmp_path, capsys):
+    out, digi = trained
+    data = _srgnn_folder(tmp_path / "data", (digi / "train_sessions.txt").read_text()
+                         .splitlines(), [])
+    code, _, err = run(capsys, "evaluate", out / "best.pt", data, "--root", tmp_path / "cache")
+    assert_one_line_error(code, err, "test.tsv: the test split holds no sample")
