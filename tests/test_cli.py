@@ -479,9 +479,31 @@ def test_model_and_data_options_reach_the_run_and_it_resumes(trained_on_raw_ids,
     checkpoint = load_checkpoint(tmp_path / "out" / "last.pt")
     assert checkpoint["data"] == {"source": str(csv), "min_prefix_length": 2, "max_length": 3}
     assert sorted(checkpoint["item_ids"][1:]) == sorted(RAW_ITEMS)
+    # Issue 19.4: a change that alters the data, split, model, optimizer or
+    # random streams is refused, naming each option with both values.
+    for changed, message in [
+        (["--lr", "0.01"], "--lr 0.001 in the checkpoint, 0.01 now"),
+        (["--weight-decay", "0", "--seed", "7"], "--weight-decay 1e-05 in the checkpoint, 0.0 "
+                                                 "now; --seed 2019 in the checkpoint, 7 now"),
+        (["--valid-fraction", "0.3"], "--valid-fraction (default) in the checkpoint, 0.3 now"),
+        (["--max-length", "4"], "--max-length 3 in the checkpoint, 4 now"),
+        (["--num-negatives", "9"], "--num-negatives 7 in the checkpoint, 9 now"),
+    ]:
+        edited = [*argv, "--epochs", "2", "--resume"]
+        for flag, value in zip(changed[::2], changed[1::2]):
+            if flag in edited:
+                edited[edited.index(flag) + 1] = value
+            else:
+                edited += [flag, value]
+        code, _, err = run(capsys, *edited)
+        assert_one_line_error(code, err, f"cannot resume with changed options: {message}")
+    assert load_checkpoint(tmp_path / "out" / "last.pt")["state"]["epoch"] == 1
     caplog.set_level(logging.INFO, logger="gcsan_pyg")
     caplog.clear()
-    assert run(capsys, *argv, "--epochs", "2", "--resume")[0] == 0
+    # What only extends or observes the run may change.
+    argv[argv.index("--patience") + 1] = "5"
+    assert run(capsys, *argv, "--epochs", "2", "--resume", "--threads", "1", "--ks",
+               "5,10,20")[0] == 0
     trained = [r.getMessage().split("|")[0] for r in caplog.records
                if r.getMessage().startswith("epoch")]
     assert trained == ["epoch   2 "]  # epoch 1 came from last.pt

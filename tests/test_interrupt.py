@@ -154,8 +154,8 @@ def test_mid_epoch_checkpoint_needs_the_same_batch_size(uninterrupted, capsys):
             "--quiet", "--resume"]
     argv[argv.index("--batch-size") + 1] = "8"
     assert main(argv) == 2
-    assert "saved in the middle of epoch 2 by 1 process(es) with batch size 4; resume it " \
-        "with the same" in capsys.readouterr().err
+    assert "cannot resume with changed options: --batch-size 4 in the checkpoint, 8 now" \
+        in capsys.readouterr().err
 
 
 # Checkpoint errors at the command line ----------------------------------------------
@@ -186,7 +186,7 @@ def test_cli_resume_from_another_models_checkpoint(small_run, capsys):
     argv = _train_resume(data, root, tmp)
     argv[argv.index("--hidden-channels") + 1] = "8"
     assert main(argv) == 2
-    assert "was written for a model with" in capsys.readouterr().err
+    assert "--hidden-channels 16 in the checkpoint, 8 now" in capsys.readouterr().err
 
 
 def test_cli_resume_without_a_checkpoint(small_run, capsys):

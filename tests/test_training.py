@@ -128,9 +128,9 @@ def test_trainer_draws_bpr_negatives_other_than_the_target(monkeypatch):
     pairs = []
     original = model.loss
 
-    def spy(data, target=None, neg_items=None):
+    def spy(data, target=None, neg_items=None, sampled_loss=None):
         pairs.append((data.y.clone(), neg_items.clone()))
-        return original(data, target, neg_items)
+        return original(data, target, neg_items, sampled_loss)
 
     monkeypatch.setattr(model, "loss", spy)
     samples = SessionSamples.from_lists([[1], [2], [3], [1, 2]] * 50, [2, 3, 1, 3] * 50)
@@ -217,7 +217,7 @@ def test_resume_rejects_another_model(tmp_path):
     train = successor_samples(50, 0)
     Trainer(small_model(), TrainConfig(epochs=1, progress=False), tmp_path).fit(train)
     other = GCSAN(NUM_ITEMS, hidden_channels=8)
-    with pytest.raises(ValueError, match="was written for a model with"):
+    with pytest.raises(ValueError, match="--hidden-channels 16 in the checkpoint, 8 now"):
         Trainer(other, TrainConfig(progress=False)).resume(tmp_path / "last.pt")
 
 

@@ -114,15 +114,67 @@ def read_checkpoint(path: str | Path, device: torch.device) -> dict[str, Any]:
     return result
 
 
+#: Train options a resumed run may change: they extend or observe the run,
+#: never alter its data, split, model, optimizer or random streams.
+RESUMABLE_OPTIONS = frozenset({"epochs", "patience", "progress", "handle_signals",
+                               "eval_batch_size", "ks"})
+
+
+def changed_options(payload: dict[str, Any], trainer: Trainer) -> list[str]:
+    """Every difference between the run configuration a ``last.pt`` records
+    (model hyperparameters, train options but :data:`RESUMABLE_OPTIONS`, and
+    the trainer's :obj:`extra` entries, such as the command line's data
+    options and item ids) and :obj:`trainer`'s, as ``--option`` phrases
+    with both values."""
+    changes = _differences(payload["hparams"], trainer.model.hparams)
+    recorded_config = payload.get("train_config", {})
+    config = {k: v for k, v in asdict(trainer.config).items()
+              if k not in RESUMABLE_OPTIONS and k in recorded_config}
+    changes += _differences({k: recorded_config[k] for k in config}, config)
+    for key, now in trainer.extra.items():
+        if key not in payload or payload[key] == now:
+            continue
+        if isinstance(now, dict) and isinstance(payload[key], dict):
+            changes += _differences(payload[key], now)
+        else:
+            changes.append(f"the {key.replace('_', ' ')} differ from the checkpoint's")
+    return changes
+
+
+def _differences(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    # Options absent from one side were left at their defaults there.
+    out = []
+    for name in dict.fromkeys([*recorded, *now]):
+        was, new = recorded.get(name), now.get(name)
+        if isinstance(was, (list, tuple)) and isinstance(new, (list, tuple)):
+            was, new = list(was), list(new)
+        if was != new:
+            out.append(f"{_option_name(name)} {_shown(was)} in the checkpoint, {_shown(new)} now")
+    return out
+
+
+def _option_name(name: str) -> str:
+    if name == "num_items":
+        return "the item count of the data"
+    if name == "source":
+        return "the data"
+    return "--" + name.replace("_", "-")
+
+
+def _shown(value: Any) -> str:
+    return "(default)" if value is None else repr(value)
+
+
 def restore_run(trainer: Trainer, path: str | Path) -> None:
     """Restores a ``last.pt`` written by :func:`save_run` (at the end of an
     epoch, or in the middle of one after an interruption) into
     :obj:`trainer`."""
     payload = read_checkpoint(path, trainer.device)
-    if payload["hparams"] != trainer.model.hparams:
+    changes = changed_options(payload, trainer)
+    if changes:
         raise ValueError(
-            f"checkpoint {path} was written for a model with {payload['hparams']}, "
-            f"not {trainer.model.hparams}"
+            f"checkpoint {path} cannot resume with changed options: {'; '.join(changes)} "
+            "(resume with the checkpoint's values, or start a new run in another folder)"
         )
     for key in ("optimizer", "scheduler", "state", "rng"):
         if key not in payload:
