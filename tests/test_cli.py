@@ -11,6 +11,7 @@ import pytest
 import torch
 from test_readers import RECBOLE_INTER  # a .inter file out of time order, with ties
 
+from gcsan_pyg import GCSAN
 from gcsan_pyg.cli import main
 from gcsan_pyg.cli.main import COMMANDS
 from gcsan_pyg.training import load_checkpoint
@@ -738,3 +739,34 @@ def test_evaluate_refuses_an_empty_split(trained, tmp_path, capsys):
                          .splitlines(), [])
     code, _, err = run(capsys, "evaluate", out / "best.pt", data, "--root", tmp_path / "cache")
     assert_one_line_error(code, err, "test.tsv: the test split holds no sample")
+
+
+@pytest.mark.parametrize("largest", [10**8, 2**31 - 1, 2**63 - 2])
+def test_ids_that_need_an_impossible_table_are_refused(largest, tmp_path, capsys, monkeypatch,
+                                                       caplog):
+    # Issue 19.5: 10^8 silently built a 10^8-row table; 2^31 - 1 and 2^63 - 2
+    # ended in an allocator traceback (exit 1).
+    import gcsan_pyg.nn.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device="cpu": 8 * memory.GIB)
+    data = _srgnn_folder(tmp_path / "data", [*TRAIN_LINES, f"1,{largest}"], ["1,2\t3"])
+    caplog.set_level(logging.WARNING, logger="gcsan_pyg")
+    code, _, err = run(capsys, "train", data, "--epochs", "1", "--root", tmp_path / "cache",
+                       "--out", tmp_path / "out", "--quiet", "--ks", "5", "--metric", "MRR@5")
+    gib = (largest + 1) * 64 * 4 * 4 / 2**30
+    assert_one_line_error(code, err, f"train_sessions.txt needs {gib:.1f} GiB ({largest + 1} "
+                                     "rows x 64 channels), more than the 8.0 GiB free on cpu: "
+                                     "number the items densely from 1")
+    assert "the item ids of" in caplog.text and "are sparse: 10 distinct items" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_item_table_sizes():
+    from gcsan_pyg.nn.memory import check_item_table_fits, item_table_bytes
+
+    assert item_table_bytes(1000, 8) == 1000 * 8 * 4
+    assert item_table_bytes(1000, 8, training=True) == 4 * 1000 * 8 * 4  # + grad, 2 moments
+    assert item_table_bytes(1000, 8, training=True, loss_type="sampled") == 3 * 1000 * 8 * 4
+    check_item_table_fits(1000, 8)
+    with pytest.raises(ValueError, match=r"the item table needs 512.0 GiB"):
+        GCSAN(2**31, 64)

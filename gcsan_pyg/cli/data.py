@@ -2,7 +2,10 @@
 check that data and checkpoint number items alike."""
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import torch
 
 from gcsan_pyg.cli.options import DATA_OPTIONS, SYNTHETIC_OPTIONS, UsageError
 from gcsan_pyg.data import SessionDataset
@@ -14,6 +17,8 @@ from gcsan_pyg.datasets import (
     resolve_dataset_class,
 )
 from gcsan_pyg.training import distributed
+
+log = logging.getLogger("gcsan_pyg")
 
 
 def dataset_options(data: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +102,19 @@ def check_splits(splits: dict[str, SessionDataset], needed: tuple[str, ...],
     if too_large:
         raise UsageError(f"--ks {','.join(map(str, too_large))}: a cut-off cannot exceed the "
                          f"{ranked} items of {train.split_source('train')}")
+
+
+def warn_sparse_ids(dataset: SessionDataset) -> None:
+    """Logs a warning when the item ids of already-numbered data leave most
+    rows of the item table unused (ids size the table: largest id + 1)."""
+    if dataset.item_ids is not None:  # renumbered densely when read
+        return
+    used = torch.cat([part.items for part in dataset.splits.values()]).unique().numel()
+    unused = dataset.num_items - 1 - used
+    if unused > 10 * used and unused > 100_000:
+        log.warning("the item ids of %s are sparse: %d distinct items, the largest id %d, so "
+                    "%d rows of the item table are never used; number them densely from 1",
+                    dataset.split_source("train"), used, dataset.num_items - 1, unused)
 
 
 def check_same_items(data: str, dataset: SessionDataset, trained: list[str] | None,

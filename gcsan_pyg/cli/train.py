@@ -14,7 +14,12 @@ from typing import Any
 
 import torch
 
-from gcsan_pyg.cli.data import check_splits, dataset_options, load_splits_rank0_first
+from gcsan_pyg.cli.data import (
+    check_splits,
+    dataset_options,
+    load_splits_rank0_first,
+    warn_sparse_ids,
+)
 from gcsan_pyg.cli.evaluate import print_metrics
 from gcsan_pyg.cli.options import (
     DATA_OPTIONS,
@@ -35,6 +40,7 @@ from gcsan_pyg.cli.provenance import git_state, versions
 from gcsan_pyg.data.dataset import SPLITS
 from gcsan_pyg.io import atomic_write_text
 from gcsan_pyg.nn import GCSAN
+from gcsan_pyg.nn.memory import check_item_table_fits
 from gcsan_pyg.training import (
     TrainConfig,
     Trainer,
@@ -128,6 +134,7 @@ def train(values: dict[str, Any], data_options: dict[str, Any], config: TrainCon
     needed = ("train", *(() if values.get("valid_fraction") == 0 else ("valid",)),
               *(() if values.get("skip_test") else ("test",)))
     check_splits(splits, needed, config.ks)
+    warn_sparse_ids(splits["train"])
     num_items, item_ids = splits["train"].num_items, splits["train"].item_ids
     train_samples, valid, test = (splits[split].samples for split in SPLITS)
     log.info("data %s: %d train / %d valid / %d test samples, %d items",
@@ -136,6 +143,10 @@ def train(values: dict[str, Any], data_options: dict[str, Any], config: TrainCon
         log.info("data-parallel over %d processes (%s), batch size %d per process",
                  info.world_size, config.device, config.batch_size)
 
+    shape = GCSAN(2, **model_args)  # the model's defaults, on a two-row table
+    check_item_table_fits(num_items, shape.hidden_channels, training=True,
+                          loss_type=shape.loss_type, device=config.device,
+                          source=splits["train"].split_source("train"))
     torch.manual_seed(config.seed)
     model = GCSAN(num_items, **model_args)
     out = Path(values.get("out") or Path("runs") / Path(data).stem)

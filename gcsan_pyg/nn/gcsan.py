@@ -11,6 +11,7 @@ from torch_geometric.utils import cumsum, degree
 
 from gcsan_pyg.data.session_batch import SessionBatch, build_session_batch, check_targets
 from gcsan_pyg.nn.chunked_softmax import chunked_softmax_cross_entropy
+from gcsan_pyg.nn.memory import check_item_table_fits
 from gcsan_pyg.nn.ranking import rank_items
 from gcsan_pyg.nn.sampled_softmax import SAMPLER_KINDS, NegativeSampler, SampledSoftmaxCrossEntropy
 from gcsan_pyg.nn.self_attention import SelfAttentionEncoder
@@ -144,6 +145,7 @@ class GCSAN(nn.Module):
         self.popularity_exponent = popularity_exponent
         self.in_batch_negatives = in_batch_negatives
 
+        check_item_table_fits(num_items, hidden_channels)
         # Sampled softmax: the table's gradient is sparse, which the module says
         # (DistributedDataParallel reads it to reduce sparse gradients).
         self.item_embedding = nn.Embedding(num_items, hidden_channels, padding_idx=0,
