@@ -710,7 +710,7 @@ TRAIN_LINES = [f"{i % 9 + 1},{(i + 1) % 9 + 1},{(i + 2) % 9 + 1}" for i in range
      "none out"),
     ("ks", ["--ks", "5,10", "--metric", "MRR@5"],
      "--ks 10: a cut-off cannot exceed the 9 items of"),
-    ("filtered", [], "clicks.csv: the train split holds no sample: nothing is left after "
+    ("filtered", [], "clicks.csv: the train split holds no sample: no train session is left after "
                      "preprocessing (of 3 sessions read, 3 had one click; 0 training and 0 "
                      "test sessions remain)"),
 ])

@@ -286,7 +286,7 @@ class SessionDataset(Dataset):
                         "without validation)")
         if num_sessions == 0:
             if self.summary:
-                return f"nothing is left after preprocessing ({self.summary})"
+                return f"no {split} session is left after preprocessing ({self.summary})"
             return "the file holds no data line"
         lengths = part.session_ptr[1:] - part.session_ptr[:-1]
         if int(lengths.max()) < 2:
