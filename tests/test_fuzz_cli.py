@@ -71,12 +71,12 @@ def _render(kind: str, sessions: list[list[int]]) -> dict[str, list[str]]:
     if kind == "diginetica":
         lines = ["sessionId;userId;itemId;timeframe;eventdate"]
         for frame, (s, i, t) in enumerate(rows):
-            day = "2016-05-%02d" % (1 + int(t - 1_500_000_000) // 86400 % 28)
+            day = f"2016-05-{1 + int(t - 1_500_000_000) // 86400 % 28:02d}"
             lines.append(f"{s};NA;{i};{frame};{day}")
         return {"train-item-views.csv": lines}
     lines = []  # yoochoose-clicks.dat: session,ISO time,item,category
     for s, i, t in rows:
-        stamp = "2014-04-%02dT10:00:00.000Z" % (1 + int(t - 1_500_000_000) // 86400 % 28)
+        stamp = f"2014-04-{1 + int(t - 1_500_000_000) // 86400 % 28:02d}T10:00:00.000Z"
         lines.append(f"{s},{stamp},{i},0")
     return {"yoochoose-clicks.dat": lines}
 
