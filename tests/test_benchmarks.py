@@ -1,6 +1,7 @@
 """Smoke test of the benchmark scripts: ``run_all.py --quick`` into a temp dir."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -319,3 +320,24 @@ def test_same_training_compares_revisions_bit_for_bit(shared_data, tmp_path):
     assert same_training.compare(weights, dict(weights))["parameters_equal"]
     other_state = same_training.compare(weights, {**weights, "c._extra_state": {"kind": "y"}})
     assert other_state["differing"] == ["c._extra_state"] and other_state["max_abs_diff"] == 0
+
+
+def test_gpu_check_logic_on_the_cpu(tmp_path, monkeypatch):
+    """benchmarks/gpu_check.py at tiny sizes on the CPU (issue 19.14): every
+    check runs and passes; a bf16 that does not take effect fails it."""
+    gpu_check = _script("gpu_check")
+    payload = gpu_check.main(["--device", "cpu", "--quick", "--skip", "compile", "--threads",
+                              "1", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "gpu_check_cpu_quick.json").read_text())
+    assert written["passed"] is payload["passed"] is True
+    assert set(written["checks"]) == set(gpu_check.CHECKS) - {"compile"}
+    group = written["checks"]["torchrun"]["group"]
+    assert group["backend"] == "gloo" and group["world_size"] == 1
+    assert written["checks"]["chunked_ce"]["loss_rel_error"] <= 1e-5
+    assert written["checks"]["latency"]["p50_ms"] > 0
+    # The bf16 check can fail: without autocast nothing runs in bfloat16.
+    monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())
+    broken = gpu_check.check_bf16(torch.device("cpu"), gpu_check._sizes(True))
+    assert broken["took_effect"] is False and broken["passed"] is False
+    with pytest.raises(SystemExit, match="--skip nope: no such check"):
+        gpu_check.main(["--device", "cpu", "--skip", "nope"])
