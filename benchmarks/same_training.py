@@ -86,7 +86,12 @@ def _train(code: Path, argv: list[str], out: Path) -> tuple[dict[str, Any], dict
 
 def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
     """Which entries of two state dicts differ (tensors bit for bit, a
-    module's extra state by value), and by how much at most."""
+    module's extra state by value), and by how much at most. The sampled
+    softmax's sampler (``sampled_loss.*``, in the model's state dict before
+    it moved into the loss object) is loss state, not a trained parameter:
+    it is left out on both sides."""
+    ours, theirs = ({k: v for k, v in d.items() if not k.startswith("sampled_loss.")}
+                    for d in (ours, theirs))
     if ours.keys() != theirs.keys():
         return {"parameters_equal": False, "differing": sorted(ours.keys() ^ theirs.keys()),
                 "max_abs_diff": None}
